@@ -1,0 +1,400 @@
+// Package broker serves the Kafka protocol on top of Raftka's replicated
+// logs. It owns the Kafka listener and connections, one file per API key
+// (00_produce.go, 01_fetch.go, ...; each registers the versions it serves,
+// and ApiVersions is built from that registry), and the reconciliation that
+// starts and stops the partition Raft groups the metadata log assigns to
+// this broker.
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/raftka/raftka/metadata"
+	"github.com/raftka/raftka/raftlog"
+	"github.com/raftka/raftka/storage"
+)
+
+// Broker is one Raftka broker.
+type Broker struct {
+	cfg     Config
+	log     *slog.Logger
+	eng     storage.Engine
+	ownsEng bool
+	sched   *raftlog.Scheduler
+	meta    *metadata.Store
+	metrics *brokerMetrics
+	reg     *prometheus.Registry
+
+	ln      net.Listener
+	admin   *http.Server
+	advHost string
+	advPort int32
+
+	producerIDs producerIDAllocator
+
+	mu struct {
+		sync.RWMutex
+		// partitions are the running replicas, by Raft group id.
+		partitions map[uint64]*raftlog.Partition
+		// reconciled is closed and replaced after every reconcile pass.
+		reconciled chan struct{}
+	}
+
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	conns   sync.WaitGroup
+	closeMu sync.Mutex
+	closed  bool
+}
+
+// New opens the broker's storage and metadata but serves nothing yet; call
+// Start.
+func New(cfg Config) (*Broker, error) {
+	cfg.applyDerived()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	b := &Broker{cfg: cfg, log: cfg.Logger.With("broker", cfg.NodeID), reg: prometheus.NewRegistry()}
+	b.mu.partitions = make(map[uint64]*raftlog.Partition)
+	b.mu.reconciled = make(chan struct{})
+	b.metrics = newBrokerMetrics()
+	b.eng = cfg.Engine
+	if b.eng == nil {
+		eng, err := openEngine(cfg)
+		if err != nil {
+			return nil, err
+		}
+		b.eng, b.ownsEng = eng, true
+	}
+	if err := checkLayout(b.eng); err != nil {
+		b.closeEngine()
+		return nil, err
+	}
+	sched, err := raftlog.NewScheduler(cfg.Raft, b.eng, nil)
+	if err != nil {
+		b.closeEngine()
+		return nil, err
+	}
+	b.sched = sched
+	meta, err := metadata.Open(sched, cfg.MetadataVoters, b.log)
+	if err != nil {
+		b.closeEngine()
+		return nil, err
+	}
+	b.meta = meta
+	b.producerIDs.meta = meta
+	b.producerIDs.broker = cfg.NodeID
+	b.reg.MustRegister(b.metrics.collectors()...)
+	b.reg.MustRegister(sched.Metrics().Collectors()...)
+	b.reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return b, nil
+}
+
+func openEngine(cfg Config) (storage.Engine, error) {
+	switch cfg.Storage {
+	case StorageMemory:
+		return storage.NewMemory(), nil
+	default:
+		dir := filepath.Join(cfg.DataDir, "engine")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("data dir: %w", err)
+		}
+		return storage.OpenPebble(storage.PebbleOptions{Dir: dir, FS: vfs.Default, Logger: cfg.Logger})
+	}
+}
+
+// checkLayout refuses an engine written with an unknown key layout and
+// stamps a new one.
+func checkLayout(eng storage.Engine) error {
+	v, err := eng.Get(raftlog.LayoutVersionKey)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		wb := eng.NewBatch()
+		defer wb.Close()
+		if err := wb.Set(raftlog.LayoutVersionKey, []byte(strconv.Itoa(raftlog.LayoutVersion))); err != nil {
+			return err
+		}
+		return wb.Commit(true)
+	case err != nil:
+		return err
+	case string(v) != strconv.Itoa(raftlog.LayoutVersion):
+		return fmt.Errorf("data was written with key layout %q; this raftka reads layout %d: use a matching raftka version", v, raftlog.LayoutVersion)
+	}
+	return nil
+}
+
+func (b *Broker) closeEngine() {
+	if b.ownsEng && b.eng != nil {
+		if err := b.eng.Close(); err != nil {
+			b.log.Error("closing storage", "err", err)
+		}
+	}
+}
+
+// Start binds the listeners, starts the Raft scheduler, registers the
+// broker in the metadata log and begins serving.
+func (b *Broker) Start() error {
+	ln, err := net.Listen("tcp", b.cfg.KafkaAddr)
+	if err != nil {
+		b.closeEngine()
+		return fmt.Errorf("kafka listener: %w (is another broker using %s? set --kafka-addr)", err, b.cfg.KafkaAddr)
+	}
+	b.ln = ln
+	adv := b.cfg.AdvertiseKafkaAddr
+	if adv == "" {
+		adv = ln.Addr().String()
+	}
+	host, port, _ := net.SplitHostPort(adv)
+	p, _ := strconv.Atoi(port)
+	b.advHost, b.advPort = host, int32(p)
+
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+	if b.cfg.AdminAddr != "" {
+		if err := b.startAdmin(); err != nil {
+			ln.Close()
+			b.cancel()
+			b.closeEngine()
+			return err
+		}
+	}
+	b.wg.Add(3)
+	go func() {
+		defer b.wg.Done()
+		if err := b.sched.Run(b.ctx); err != nil {
+			b.log.Error("raft scheduler failed; the broker stops serving", "err", err)
+			go b.Close()
+		}
+	}()
+	go func() {
+		defer b.wg.Done()
+		b.reconcileLoop()
+	}()
+	go func() {
+		defer b.wg.Done()
+		b.acceptLoop()
+	}()
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		b.register()
+	}()
+	b.log.Info("broker started", "kafka", ln.Addr().String(), "advertised", adv, "admin", b.cfg.AdminAddr, "storage", b.cfg.Storage)
+	return nil
+}
+
+// register records this broker in the metadata log once the metadata group
+// has a leader, retrying until it succeeds or the broker stops.
+func (b *Broker) register() {
+	want := metadata.Broker{ID: b.cfg.NodeID, KafkaAddr: net.JoinHostPort(b.advHost, strconv.Itoa(int(b.advPort))), Rack: b.cfg.Rack}
+	for {
+		v := b.meta.View()
+		if cur, ok := v.Brokers[want.ID]; ok && *cur == want {
+			return
+		}
+		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+		err := b.meta.RegisterBroker(ctx, want)
+		cancel()
+		if err == nil {
+			return
+		}
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func (b *Broker) acceptLoop() {
+	for {
+		conn, err := b.ln.Accept()
+		if err != nil {
+			if b.ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
+				b.log.Error("accept failed", "err", err)
+			}
+			return
+		}
+		b.conns.Add(1)
+		go func() {
+			defer b.conns.Done()
+			b.serveConn(b.ctx, conn)
+		}()
+	}
+}
+
+// Addr returns the address the Kafka listener is bound to.
+func (b *Broker) Addr() string { return b.ln.Addr().String() }
+
+// NodeID returns the broker id.
+func (b *Broker) NodeID() int32 { return b.cfg.NodeID }
+
+// Metadata returns the broker's metadata store.
+func (b *Broker) Metadata() *metadata.Store { return b.meta }
+
+// Registry returns the broker's Prometheus registry.
+func (b *Broker) Registry() *prometheus.Registry { return b.reg }
+
+// Ready reports whether the broker is registered and serving.
+func (b *Broker) Ready() bool {
+	_, ok := b.meta.View().Brokers[b.cfg.NodeID]
+	return ok && b.ctx.Err() == nil
+}
+
+// Close stops serving: it stops accepting, ends connections after their
+// in-flight requests (up to ShutdownTimeout), stops the Raft groups and
+// closes storage. Everything acknowledged before Close is durable.
+func (b *Broker) Close() error {
+	b.closeMu.Lock()
+	defer b.closeMu.Unlock()
+	if b.closed {
+		return nil
+	}
+	b.closed = true
+	if b.ln != nil {
+		b.ln.Close()
+	}
+	if b.admin != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = b.admin.Shutdown(ctx)
+		cancel()
+	}
+	if b.cancel != nil {
+		b.cancel()
+	}
+	b.wg.Wait()
+	done := make(chan struct{})
+	go func() { b.conns.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(b.cfg.ShutdownTimeout):
+		b.log.Warn("connections did not finish in time")
+	}
+	b.closeEngine()
+	b.log.Info("broker stopped")
+	return nil
+}
+
+// partition returns the running replica of group id, or nil.
+func (b *Broker) partition(groupID uint64) *raftlog.Partition {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.mu.partitions[groupID]
+}
+
+// reconcileLoop starts and stops partition replicas to match the metadata.
+func (b *Broker) reconcileLoop() {
+	for {
+		v := b.meta.View()
+		b.reconcile(v)
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-v.Changed:
+		}
+	}
+}
+
+// reconcile makes the running replicas those v assigns to this broker.
+func (b *Broker) reconcile(v *metadata.View) {
+	want := make(map[uint64][]int32)
+	for _, t := range v.Topics {
+		for _, p := range t.Partitions {
+			for _, r := range p.Replicas {
+				if r == b.cfg.NodeID {
+					want[p.GroupID] = p.Replicas
+				}
+			}
+		}
+	}
+	b.mu.RLock()
+	var stale []uint64
+	for id := range b.mu.partitions {
+		if _, ok := want[id]; !ok {
+			stale = append(stale, id)
+		}
+	}
+	b.mu.RUnlock()
+	for _, id := range stale {
+		b.mu.Lock()
+		delete(b.mu.partitions, id)
+		b.mu.Unlock()
+		if err := b.sched.RemoveGroup(id, true); err != nil {
+			b.log.Error("removing partition replica", "group", id, "err", err)
+		}
+	}
+	for id, replicas := range want {
+		if b.partition(id) != nil {
+			continue
+		}
+		voters := make([]uint64, len(replicas))
+		for i, r := range replicas {
+			voters[i] = uint64(r)
+		}
+		if err := b.sched.Bootstrap(id, voters, nil); err != nil {
+			b.log.Error("bootstrapping partition replica", "group", id, "err", err)
+			continue
+		}
+		p, err := raftlog.OpenPartition(b.sched, id, b.log.With("group", id))
+		if err != nil {
+			b.log.Error("opening partition replica", "group", id, "err", err)
+			continue
+		}
+		b.mu.Lock()
+		b.mu.partitions[id] = p
+		b.mu.Unlock()
+	}
+	b.mu.Lock()
+	close(b.mu.reconciled)
+	b.mu.reconciled = make(chan struct{})
+	b.mu.Unlock()
+}
+
+// waitPartitionsLed waits until every partition of topic has a replica here
+// that leads it, or ctx ends. It lets CreateTopics answer once the topic is
+// usable, so a client that produces right away does not see errors.
+func (b *Broker) waitPartitionsLed(ctx context.Context, t *metadata.Topic) {
+	for {
+		b.mu.RLock()
+		reconciled := b.mu.reconciled
+		ready := true
+		var changed []<-chan struct{}
+		for _, p := range t.Partitions {
+			rp := b.mu.partitions[p.GroupID]
+			if rp == nil {
+				ready = false
+				break
+			}
+			if o := rp.Offsets(); o.Leader == 0 {
+				ready = false
+				changed = append(changed, o.Changed)
+			}
+		}
+		b.mu.RUnlock()
+		if ready {
+			return
+		}
+		var wait <-chan struct{} = reconciled
+		if len(changed) > 0 {
+			wait = changed[0]
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-wait:
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}

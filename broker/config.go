@@ -1,0 +1,178 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/raftka/raftka/raftlog"
+	"github.com/raftka/raftka/storage"
+)
+
+// Storage engine names for Config.Storage.
+const (
+	StoragePebble = "pebble"
+	StorageMemory = "memory"
+)
+
+// Config configures a broker. Start from DefaultConfig (production),
+// or TestConfig (in-memory, ephemeral ports); set fields; New validates.
+type Config struct {
+	// NodeID is the broker id, unique in the cluster (Kafka's node.id).
+	NodeID int32 `yaml:"node-id"`
+	// DataDir holds the Pebble engine.
+	DataDir string `yaml:"data-dir"`
+	// KafkaAddr is where the Kafka listener binds. Port 0 picks a free one.
+	KafkaAddr string `yaml:"kafka-addr"`
+	// AdvertiseKafkaAddr is the address clients are told to connect to;
+	// empty means the bound Kafka address.
+	AdvertiseKafkaAddr string `yaml:"advertise-kafka-addr"`
+	// AdminAddr serves /healthz and Prometheus /metrics; empty disables it.
+	AdminAddr string `yaml:"admin-addr"`
+	// Storage is the engine: "pebble" (durable) or "memory" (lost on exit).
+	Storage string `yaml:"storage"`
+	// Rack is the broker's rack, for rack-aware placement.
+	Rack string `yaml:"rack"`
+	// ClusterID is reported to clients in Metadata and DescribeCluster.
+	ClusterID string `yaml:"cluster-id"`
+	// MetadataVoters are the broker ids of the controller quorum.
+	MetadataVoters []uint64 `yaml:"metadata-voters"`
+
+	// MaxFrameBytes bounds one request frame (Kafka's
+	// socket.request.max.bytes); a larger frame closes the connection.
+	MaxFrameBytes int32 `yaml:"max-frame-bytes"`
+	// MaxInflightRequests bounds the requests one connection may have in
+	// flight; with MaxFrameBytes it bounds a connection's memory.
+	MaxInflightRequests int `yaml:"max-inflight-requests"`
+	// MaxMessageBytes is the broker default for a topic's
+	// max.message.bytes (Kafka's message.max.bytes).
+	MaxMessageBytes int `yaml:"max-message-bytes"`
+	// AutoCreateTopics creates unknown topics named in Metadata requests
+	// (Kafka's auto.create.topics.enable). Off by default.
+	AutoCreateTopics bool `yaml:"auto-create-topics"`
+	// DefaultPartitions is the partition count of auto-created topics and
+	// of CreateTopics requests that ask for -1 (Kafka's num.partitions).
+	DefaultPartitions int32 `yaml:"default-partitions"`
+	// DefaultReplicationFactor is used when a request asks for -1.
+	DefaultReplicationFactor int16 `yaml:"default-replication-factor"`
+	// MaxFetchWait caps a fetch request's long-poll wait.
+	MaxFetchWait time.Duration `yaml:"max-fetch-wait"`
+	// ShutdownTimeout bounds how long Close waits for in-flight requests.
+	ShutdownTimeout time.Duration `yaml:"shutdown-timeout"`
+
+	// Raft tunes the partition and metadata Raft groups.
+	Raft raftlog.Config `yaml:"-"`
+	// Engine, if set, is used instead of opening Storage; the broker does not
+	// close it. Tests use it to share or crash an engine.
+	Engine storage.Engine `yaml:"-"`
+	// Logger receives the broker's logs; nil means slog.Default().
+	Logger *slog.Logger `yaml:"-"`
+}
+
+// DefaultConfig returns the defaults of `raftka start`.
+func DefaultConfig() Config {
+	return Config{
+		NodeID:    1,
+		DataDir:   "./raftka-data",
+		KafkaAddr: "127.0.0.1:9092",
+		AdminAddr: "127.0.0.1:9644",
+		Storage:   StoragePebble,
+		ClusterID: "raftka",
+		// Kafka's socket.request.max.bytes.
+		MaxFrameBytes: 100 << 20,
+		// Clients pipeline at most 5 produce requests (idempotence) and a
+		// handful of others; 32 leaves room without unbounded memory.
+		MaxInflightRequests:      32,
+		MaxMessageBytes:          1048588,
+		DefaultPartitions:        1,
+		DefaultReplicationFactor: 1,
+		MaxFetchWait:             30 * time.Second,
+		ShutdownTimeout:          10 * time.Second,
+		Raft:                     raftlog.DefaultConfig(1),
+	}
+}
+
+// TestConfig returns a configuration for tests: in-memory storage,
+// ephemeral loopback ports, no admin server, fast Raft ticks.
+func TestConfig() Config {
+	c := DefaultConfig()
+	c.DataDir = ""
+	c.KafkaAddr = "127.0.0.1:0"
+	c.AdminAddr = ""
+	c.Storage = StorageMemory
+	c.Raft.TickInterval = 10 * time.Millisecond
+	return c
+}
+
+// applyDerived fills fields derived from others.
+func (c *Config) applyDerived() {
+	c.Raft.NodeID = uint64(c.NodeID)
+	if len(c.MetadataVoters) == 0 {
+		c.MetadataVoters = []uint64{uint64(c.NodeID)}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	c.Raft.Logger = c.Logger
+}
+
+// Validate returns every problem with c at once.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.NodeID <= 0 {
+		errs = append(errs, fmt.Errorf("node-id must be > 0, got %d", c.NodeID))
+	}
+	switch c.Storage {
+	case StoragePebble:
+		if c.DataDir == "" && c.Engine == nil {
+			errs = append(errs, errors.New("data-dir is required with pebble storage"))
+		}
+	case StorageMemory:
+	default:
+		errs = append(errs, fmt.Errorf("storage must be %q or %q, got %q", StoragePebble, StorageMemory, c.Storage))
+	}
+	if _, _, err := net.SplitHostPort(c.KafkaAddr); err != nil {
+		errs = append(errs, fmt.Errorf("kafka-addr %q: %v", c.KafkaAddr, err))
+	}
+	if c.AdvertiseKafkaAddr != "" {
+		if _, _, err := net.SplitHostPort(c.AdvertiseKafkaAddr); err != nil {
+			errs = append(errs, fmt.Errorf("advertise-kafka-addr %q: %v", c.AdvertiseKafkaAddr, err))
+		}
+	}
+	if c.AdminAddr != "" {
+		if _, _, err := net.SplitHostPort(c.AdminAddr); err != nil {
+			errs = append(errs, fmt.Errorf("admin-addr %q: %v", c.AdminAddr, err))
+		}
+	}
+	if c.MaxFrameBytes < 1024 {
+		errs = append(errs, fmt.Errorf("max-frame-bytes must be >= 1024, got %d", c.MaxFrameBytes))
+	}
+	if c.MaxInflightRequests < 1 {
+		errs = append(errs, fmt.Errorf("max-inflight-requests must be >= 1, got %d", c.MaxInflightRequests))
+	}
+	if c.MaxMessageBytes < 1 {
+		errs = append(errs, fmt.Errorf("max-message-bytes must be >= 1, got %d", c.MaxMessageBytes))
+	}
+	if c.DefaultPartitions < 1 {
+		errs = append(errs, fmt.Errorf("default-partitions must be >= 1, got %d", c.DefaultPartitions))
+	}
+	if c.DefaultReplicationFactor < 1 {
+		errs = append(errs, fmt.Errorf("default-replication-factor must be >= 1, got %d", c.DefaultReplicationFactor))
+	}
+	found := false
+	for _, v := range c.MetadataVoters {
+		found = found || v == uint64(c.NodeID)
+	}
+	if len(c.MetadataVoters) > 0 && !found {
+		errs = append(errs, fmt.Errorf("metadata-voters %v must include this broker (%d) until learners are supported", c.MetadataVoters, c.NodeID))
+	}
+	if c.ShutdownTimeout <= 0 {
+		errs = append(errs, errors.New("shutdown-timeout must be > 0"))
+	}
+	if err := c.Raft.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("raft: %w", err))
+	}
+	return errors.Join(errs...)
+}

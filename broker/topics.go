@@ -1,0 +1,35 @@
+package broker
+
+import (
+	"github.com/raftka/raftka/metadata"
+	"github.com/raftka/raftka/raftlog"
+	"github.com/twmb/franz-go/pkg/kerr"
+)
+
+// partitionFor resolves a topic partition to its running leader replica.
+// It returns the replica, or the Kafka error code that explains why there
+// is none: UNKNOWN_TOPIC_OR_PARTITION, or NOT_LEADER_OR_FOLLOWER when the
+// partition exists but this broker does not lead it.
+func (b *Broker) partitionFor(t *metadata.Topic, partition int32) (*raftlog.Partition, int16) {
+	if t == nil || partition < 0 || int(partition) >= len(t.Partitions) {
+		return nil, kerr.UnknownTopicOrPartition.Code
+	}
+	p := b.partition(t.Partitions[partition].GroupID)
+	if p == nil {
+		return nil, kerr.NotLeaderForPartition.Code
+	}
+	return p, 0
+}
+
+// checkLeaderEpoch compares a client's current leader epoch with the
+// replica's (-1 means the client does not know one).
+func checkLeaderEpoch(client, current int32) int16 {
+	switch {
+	case client < 0 || client == current:
+		return 0
+	case client < current:
+		return kerr.FencedLeaderEpoch.Code
+	default:
+		return kerr.UnknownLeaderEpoch.Code
+	}
+}

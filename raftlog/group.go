@@ -1,0 +1,327 @@
+package raftlog
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/raftka/raftka/storage"
+	"go.etcd.io/raft/v3"
+	pb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+)
+
+// ErrNotLeader is returned for proposals to a replica that is not the
+// group's leader. Use errors.As with *NotLeaderError to learn the leader.
+var ErrNotLeader = errors.New("raftlog: not the leader")
+
+// ErrGroupClosed is returned for proposals to, and waiters on, a group that
+// was stopped.
+var ErrGroupClosed = errors.New("raftlog: group closed")
+
+// ErrProposalDropped is returned when raft refused a proposal, for example
+// because too much is already waiting to commit. Retrying later is safe.
+var ErrProposalDropped = errors.New("raftlog: proposal dropped")
+
+// NotLeaderError says which replica leads the group, if known (0 if not).
+type NotLeaderError struct{ Leader uint64 }
+
+func (e *NotLeaderError) Error() string {
+	return fmt.Sprintf("raftlog: not the leader (leader %d)", e.Leader)
+}
+
+// Unwrap lets errors.Is(err, ErrNotLeader) match.
+func (e *NotLeaderError) Unwrap() error { return ErrNotLeader }
+
+// StateMachine applies a group's committed entries. The scheduler calls it
+// from one goroutine at a time per group, in log order.
+type StateMachine interface {
+	// Apply applies the payload of one committed entry proposed through
+	// Group.Propose. Its durable effects go into b, which commits together
+	// with the group's applied index; effects that readers observe must wait
+	// for Publish. The result is handed to the proposer, if it is waiting on
+	// this replica.
+	Apply(b storage.Batch, index, term uint64, payload []byte) any
+	// Publish makes everything applied so far visible to readers. It is
+	// called after the batch holding the Apply writes committed.
+	Publish()
+	// LeadershipChanged reports the replica's view of the group after a
+	// change of leader or term: the leader's id (0 if unknown) and the term.
+	LeadershipChanged(leader, term uint64)
+}
+
+// Status is a snapshot of a group's Raft state as this replica sees it.
+type Status struct {
+	ID      uint64
+	Leader  uint64
+	Term    uint64
+	State   raft.StateType
+	Commit  uint64
+	Applied uint64
+	Voters  []uint64
+}
+
+// A proposal waits for its entry to be applied.
+type proposal struct {
+	done   chan struct{}
+	result any
+	err    error
+}
+
+// Group is one Raft group on this broker: a RawNode, its storage, and the
+// state machine it applies to. The scheduler drives it; other goroutines
+// only propose and read status.
+type Group struct {
+	id     uint64
+	nodeID uint64
+	sched  *Scheduler
+	sm     StateMachine
+	log    *slog.Logger
+
+	mu struct {
+		sync.Mutex
+		rn    *raft.RawNode
+		store *logStore
+		// proposals waiting for their entries to apply, by proposal id.
+		proposals map[uint64]*proposal
+		nextProp  uint64
+		leader    uint64
+		term      uint64
+		state     raft.StateType
+		applied   uint64
+		closed    bool
+	}
+	// queued is set while the group sits in the scheduler's ready queue;
+	// guarded by the scheduler's mu.
+	queued bool
+}
+
+// Propose proposes payload and waits until it is applied, returning the
+// state machine's result. A context that ends first leaves the outcome
+// unknown: the entry may still commit.
+func (g *Group) Propose(ctx context.Context, payload []byte) (any, error) {
+	p, err := g.propose(payload)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-p.done:
+		return p.result, p.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// ProposeAsync proposes payload and returns a function that waits for its
+// result. Proposals made in order from one goroutine are appended in order.
+func (g *Group) ProposeAsync(payload []byte) (wait func(context.Context) (any, error), err error) {
+	p, err := g.propose(payload)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) (any, error) {
+		select {
+		case <-p.done:
+			return p.result, p.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}, nil
+}
+
+// Entry data envelope, version 1: [1][proposal id u64][payload]. Entries
+// with no data (a new leader's empty entry) carry nothing to apply.
+const (
+	envelopeV1     = 1
+	envelopeHeader = 9
+)
+
+func (g *Group) propose(payload []byte) (*proposal, error) {
+	data := make([]byte, envelopeHeader, envelopeHeader+len(payload))
+	data[0] = envelopeV1
+	g.mu.Lock()
+	if g.mu.closed {
+		g.mu.Unlock()
+		return nil, ErrGroupClosed
+	}
+	if g.mu.state != raft.StateLeader {
+		leader := g.mu.leader
+		g.mu.Unlock()
+		return nil, &NotLeaderError{Leader: leader}
+	}
+	g.mu.nextProp++
+	id := g.mu.nextProp
+	binary.BigEndian.PutUint64(data[1:], id)
+	data = append(data, payload...)
+	if err := g.mu.rn.Propose(data); err != nil {
+		g.mu.Unlock()
+		if errors.Is(err, raft.ErrProposalDropped) {
+			return nil, ErrProposalDropped
+		}
+		return nil, err
+	}
+	p := &proposal{done: make(chan struct{})}
+	g.mu.proposals[id] = p
+	g.mu.Unlock()
+	g.sched.enqueue(g)
+	return p, nil
+}
+
+// ID returns the group's id.
+func (g *Group) ID() uint64 { return g.id }
+
+// Status returns the replica's current view of the group.
+func (g *Group) Status() Status {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	st := Status{ID: g.id, Leader: g.mu.leader, Term: g.mu.term, State: g.mu.state, Applied: g.mu.applied}
+	if g.mu.rn != nil {
+		bs := g.mu.rn.BasicStatus()
+		st.Commit = bs.GetCommit()
+		st.Voters = append([]uint64(nil), g.mu.store.cs.Voters...)
+	}
+	return st
+}
+
+// IsLeader reports whether this replica is the group's leader.
+func (g *Group) IsLeader() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.mu.state == raft.StateLeader
+}
+
+// Campaign makes this replica stand for election now instead of waiting for
+// its election timeout.
+func (g *Group) Campaign() error {
+	g.mu.Lock()
+	err := g.mu.rn.Campaign()
+	g.mu.Unlock()
+	g.sched.enqueue(g)
+	return err
+}
+
+// readyLocked takes the group's Ready if it has one.
+func (g *Group) readyLocked() (raft.Ready, bool) {
+	if g.mu.closed || !g.mu.rn.HasReady() {
+		return raft.Ready{}, false
+	}
+	return g.mu.rn.Ready(), true
+}
+
+// persistLocked adds the Ready's log entries and hard state to b.
+func (g *Group) persistLocked(b storage.Batch, rd *raft.Ready, scratch []byte) ([]byte, error) {
+	if rd.Snapshot != nil && rd.Snapshot.GetMetadata().GetIndex() > 0 {
+		return scratch, fmt.Errorf("raftlog: group %d: snapshots are not supported yet", g.id)
+	}
+	scratch, err := g.mu.store.append(b, rd.Entries, scratch)
+	if err != nil {
+		return scratch, err
+	}
+	if rd.HardState != nil && !raft.IsEmptyHardState(rd.HardState) {
+		if err := g.mu.store.setHardState(b, rd.HardState); err != nil {
+			return scratch, err
+		}
+	}
+	return scratch, nil
+}
+
+// delivery is a proposal result to hand over once the apply batch commits.
+type delivery struct {
+	p      *proposal
+	result any
+}
+
+// applyLocked applies the Ready's committed entries into b and notes which
+// proposals they complete. It notes leadership changes first, so that the
+// state machine learns of a new term before entries from it.
+func (g *Group) applyLocked(b storage.Batch, rd *raft.Ready, out []delivery) ([]delivery, error) {
+	if ss := rd.SoftState; ss != nil {
+		term := g.mu.term
+		if rd.HardState != nil && rd.HardState.GetTerm() != 0 {
+			term = rd.HardState.GetTerm()
+		}
+		if ss.Lead != g.mu.leader || ss.RaftState != g.mu.state || term != g.mu.term {
+			wasLeader := g.mu.state == raft.StateLeader
+			g.mu.leader, g.mu.state, g.mu.term = ss.Lead, ss.RaftState, term
+			if wasLeader && ss.RaftState != raft.StateLeader {
+				g.failProposalsLocked(&NotLeaderError{Leader: ss.Lead})
+			}
+			g.log.Debug("leadership changed", "leader", ss.Lead, "state", ss.RaftState.String(), "term", term)
+			g.sm.LeadershipChanged(ss.Lead, term)
+		}
+	} else if rd.HardState != nil && rd.HardState.GetTerm() > g.mu.term {
+		g.mu.term = rd.HardState.GetTerm()
+		g.sm.LeadershipChanged(g.mu.leader, g.mu.term)
+	}
+	if len(rd.CommittedEntries) == 0 {
+		return out, nil
+	}
+	for _, e := range rd.CommittedEntries {
+		switch e.GetType() {
+		case pb.EntryNormal:
+			data := e.GetData()
+			if len(data) == 0 {
+				break
+			}
+			if len(data) < envelopeHeader || data[0] != envelopeV1 {
+				return out, fmt.Errorf("raftlog: group %d index %d: unknown entry envelope", g.id, e.GetIndex())
+			}
+			res := g.sm.Apply(b, e.GetIndex(), e.GetTerm(), data[envelopeHeader:])
+			pid := binary.BigEndian.Uint64(data[1:envelopeHeader])
+			if p, ok := g.mu.proposals[pid]; ok && g.mu.state == raft.StateLeader {
+				delete(g.mu.proposals, pid)
+				out = append(out, delivery{p: p, result: res})
+			}
+		case pb.EntryConfChange, pb.EntryConfChangeV2:
+			cc, err := pb.ConfChangeI(nil), error(nil)
+			if e.GetType() == pb.EntryConfChange {
+				var c pb.ConfChange
+				err = proto.Unmarshal(e.GetData(), &c)
+				cc = &c
+			} else {
+				var c pb.ConfChangeV2
+				err = proto.Unmarshal(e.GetData(), &c)
+				cc = &c
+			}
+			if err != nil {
+				return out, fmt.Errorf("raftlog: group %d index %d: conf change: %w", g.id, e.GetIndex(), err)
+			}
+			cs := g.mu.rn.ApplyConfChange(cc)
+			if err := g.mu.store.setConfState(b, cs); err != nil {
+				return out, err
+			}
+			g.log.Info("configuration changed", "voters", cs.Voters, "learners", cs.Learners)
+		}
+		g.mu.applied = e.GetIndex()
+	}
+	if err := b.Set(appliedKey(g.id), binary.BigEndian.AppendUint64([]byte{1}, g.mu.applied)); err != nil {
+		return out, err
+	}
+	return out, nil
+}
+
+// failProposalsLocked completes every waiting proposal with err.
+func (g *Group) failProposalsLocked(err error) {
+	for id, p := range g.mu.proposals {
+		p.err = err
+		close(p.done)
+		delete(g.mu.proposals, id)
+	}
+}
+
+// loadApplied returns the applied index persisted for group id.
+func loadApplied(eng storage.Engine, id uint64) (uint64, error) {
+	v, err := eng.Get(appliedKey(id))
+	if errors.Is(err, storage.ErrNotFound) {
+		return 0, nil
+	} else if err != nil {
+		return 0, err
+	}
+	if len(v) != 9 || v[0] != 1 {
+		return 0, fmt.Errorf("raftlog: group %d: malformed applied state", id)
+	}
+	return binary.BigEndian.Uint64(v[1:]), nil
+}

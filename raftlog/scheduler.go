@@ -1,0 +1,471 @@
+package raftlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/raftka/raftka/storage"
+	"go.etcd.io/raft/v3"
+	pb "go.etcd.io/raft/v3/raftpb"
+)
+
+// Config configures a broker's Raft scheduler. Start from DefaultConfig.
+type Config struct {
+	// NodeID is this broker's id; it is the Raft node id in every group.
+	NodeID uint64
+	// TickInterval is the length of one Raft tick.
+	TickInterval time.Duration
+	// ElectionTicks is the number of ticks without a leader before a
+	// follower stands for election (randomized up to twice this by raft).
+	ElectionTicks int
+	// HeartbeatTicks is the number of ticks between leader heartbeats.
+	HeartbeatTicks int
+	// MaxSizePerMsg bounds the bytes of entries in one append message.
+	MaxSizePerMsg uint64
+	// MaxInflightMsgs bounds the append messages in flight to one follower.
+	MaxInflightMsgs int
+	// MaxUncommittedBytes bounds the entry bytes a leader holds uncommitted
+	// per group; proposals beyond it fail with ErrProposalDropped.
+	MaxUncommittedBytes uint64
+	// Logger receives structured logs; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the configuration for a production broker.
+func DefaultConfig(nodeID uint64) Config {
+	return Config{
+		NodeID: nodeID,
+		// 100ms ticks with 10-tick elections: a leader failure is noticed in
+		// 1–2 s, as in etcd's defaults, while heartbeats stay cheap.
+		TickInterval:   100 * time.Millisecond,
+		ElectionTicks:  10,
+		HeartbeatTicks: 1,
+		// 1 MiB messages with 256 in flight keep a follower's pipe full at
+		// the throughput one broker can fsync.
+		MaxSizePerMsg:       1 << 20,
+		MaxInflightMsgs:     256,
+		MaxUncommittedBytes: 256 << 20,
+	}
+}
+
+// Validate returns every problem with c at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.NodeID == 0 {
+		errs = append(errs, errors.New("node id must be > 0"))
+	}
+	if c.TickInterval <= 0 {
+		errs = append(errs, errors.New("tick interval must be > 0"))
+	}
+	if c.HeartbeatTicks <= 0 || c.ElectionTicks <= c.HeartbeatTicks {
+		errs = append(errs, fmt.Errorf("need 0 < heartbeat ticks (%d) < election ticks (%d)", c.HeartbeatTicks, c.ElectionTicks))
+	}
+	if c.MaxInflightMsgs <= 0 {
+		errs = append(errs, errors.New("max inflight msgs must be > 0"))
+	}
+	return errors.Join(errs...)
+}
+
+// Transport carries Raft messages to other brokers. Send must not block: it
+// queues or drops (Raft retries). The scheduler calls it from its own
+// goroutine, after the messages' prerequisites are durable.
+type Transport interface {
+	Send(group uint64, msgs []*pb.Message)
+}
+
+// localTransport is the transport of a broker that has no peers: there is
+// nobody to send to, so a message to another node is a configuration bug.
+type localTransport struct{ log *slog.Logger }
+
+func (t localTransport) Send(group uint64, msgs []*pb.Message) {
+	for _, m := range msgs {
+		t.log.Warn("dropping raft message to unknown peer", "group", group, "to", m.GetTo(), "type", m.GetType().String())
+	}
+}
+
+// Scheduler drives every Raft group of a broker. One goroutine runs passes;
+// a pass takes the Ready of every group with work, writes all their log
+// entries and hard states in one synced batch (group commit), sends their
+// messages, applies their committed entries in one more batch and advances
+// them. Proposals arriving during a pass wait for the next one, which is
+// what makes the batching automatic.
+//
+// Lock order: Scheduler.mu before Group.mu; neither is held during IO.
+type Scheduler struct {
+	cfg       Config
+	eng       storage.Engine
+	transport Transport
+	log       *slog.Logger
+	metrics   *Metrics
+
+	mu struct {
+		sync.Mutex
+		groups map[uint64]*Group
+		// queue holds groups with work for the next pass, in arrival order.
+		// Invariant: g is in queue iff g.queued.
+		queue  []*Group
+		closed bool
+	}
+	wake chan struct{}
+
+	stop    context.CancelFunc
+	stopped chan struct{}
+	// fatal is set when a storage write failed; the scheduler stops.
+	fatal error
+}
+
+// NewScheduler returns a scheduler writing to eng. Start it with Run.
+func NewScheduler(cfg Config, eng storage.Engine, transport Transport) (*Scheduler, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("raftlog: invalid config: %w", err)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Scheduler{cfg: cfg, eng: eng, transport: transport, log: cfg.Logger, metrics: newMetrics(), wake: make(chan struct{}, 1), stopped: make(chan struct{})}
+	if s.transport == nil {
+		s.transport = localTransport{log: cfg.Logger}
+	}
+	s.mu.groups = make(map[uint64]*Group)
+	return s, nil
+}
+
+// Metrics returns the scheduler's counters.
+func (s *Scheduler) Metrics() *Metrics { return s.metrics }
+
+// Engine returns the storage engine the scheduler writes to.
+func (s *Scheduler) Engine() storage.Engine { return s.eng }
+
+// NodeID returns this broker's Raft node id.
+func (s *Scheduler) NodeID() uint64 { return s.cfg.NodeID }
+
+// Bootstrap writes the initial state of a new group to the engine, durably.
+// It is a no-op if the group already exists.
+func (s *Scheduler) Bootstrap(id uint64, voters, learners []uint64) error {
+	if _, err := s.eng.Get(confStateKey(id)); err == nil {
+		return nil
+	} else if !errors.Is(err, storage.ErrNotFound) {
+		return err
+	}
+	b := s.eng.NewBatch()
+	defer b.Close()
+	if err := bootstrapGroup(b, id, voters, learners); err != nil {
+		return err
+	}
+	return b.Commit(true)
+}
+
+// AddGroup opens the bootstrapped group id with state machine sm and starts
+// driving it. The state machine must already reflect the group's persisted
+// applied index (see AppliedIndex).
+func (s *Scheduler) AddGroup(id uint64, sm StateMachine) (*Group, error) {
+	store, err := openLogStore(s.eng, id)
+	if err != nil {
+		return nil, err
+	}
+	applied, err := loadApplied(s.eng, id)
+	if err != nil {
+		return nil, err
+	}
+	rn, err := raft.NewRawNode(&raft.Config{
+		ID:                        s.cfg.NodeID,
+		ElectionTick:              s.cfg.ElectionTicks,
+		HeartbeatTick:             s.cfg.HeartbeatTicks,
+		Storage:                   store,
+		Applied:                   applied,
+		MaxSizePerMsg:             s.cfg.MaxSizePerMsg,
+		MaxCommittedSizePerReady:  64 << 20,
+		MaxUncommittedEntriesSize: s.cfg.MaxUncommittedBytes,
+		MaxInflightMsgs:           s.cfg.MaxInflightMsgs,
+		CheckQuorum:               true,
+		PreVote:                   true,
+		Logger:                    raftLogger{s.log.With("group", id)},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("raftlog: group %d: %w", id, err)
+	}
+	g := &Group{id: id, nodeID: s.cfg.NodeID, sched: s, sm: sm, log: s.log.With("group", id)}
+	g.mu.rn = rn
+	g.mu.store = store
+	g.mu.proposals = make(map[uint64]*proposal)
+	g.mu.applied = applied
+	g.mu.term = store.hs.GetTerm()
+	s.mu.Lock()
+	if s.mu.closed {
+		s.mu.Unlock()
+		return nil, ErrGroupClosed
+	}
+	if _, dup := s.mu.groups[id]; dup {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("raftlog: group %d already running", id)
+	}
+	s.mu.groups[id] = g
+	s.mu.Unlock()
+	// A lone voter has nobody to wait for: elect it at once.
+	if cs := store.cs; len(cs.Voters) == 1 && cs.Voters[0] == s.cfg.NodeID && len(cs.VotersOutgoing) == 0 {
+		g.mu.Lock()
+		_ = rn.Campaign()
+		g.mu.Unlock()
+	}
+	s.metrics.groups.Add(1)
+	s.enqueue(g)
+	return g, nil
+}
+
+// AppliedIndex returns the applied index persisted for group id.
+func (s *Scheduler) AppliedIndex(id uint64) (uint64, error) { return loadApplied(s.eng, id) }
+
+// RemoveGroup stops driving group id and fails its waiting proposals. With
+// destroy it also deletes all of the group's data, durably.
+func (s *Scheduler) RemoveGroup(id uint64, destroy bool) error {
+	s.mu.Lock()
+	g := s.mu.groups[id]
+	delete(s.mu.groups, id)
+	s.mu.Unlock()
+	if g != nil {
+		g.mu.Lock()
+		g.mu.closed = true
+		g.failProposalsLocked(ErrGroupClosed)
+		g.mu.Unlock()
+		s.metrics.groups.Add(-1)
+	}
+	if !destroy {
+		return nil
+	}
+	b := s.eng.NewBatch()
+	defer b.Close()
+	start, end := groupSpan(id)
+	if err := b.DeleteRange(start, end); err != nil {
+		return err
+	}
+	return b.Commit(true)
+}
+
+// Group returns the running group id, or nil.
+func (s *Scheduler) Group(id uint64) *Group {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mu.groups[id]
+}
+
+// Step hands a message from a peer to group id.
+func (s *Scheduler) Step(group uint64, m *pb.Message) error {
+	g := s.Group(group)
+	if g == nil {
+		return fmt.Errorf("raftlog: group %d not found", group)
+	}
+	g.mu.Lock()
+	if g.mu.closed {
+		g.mu.Unlock()
+		return ErrGroupClosed
+	}
+	err := g.mu.rn.Step(m)
+	g.mu.Unlock()
+	s.enqueue(g)
+	return err
+}
+
+// enqueue marks g as having work for the next pass.
+func (s *Scheduler) enqueue(g *Group) {
+	s.mu.Lock()
+	if !g.queued && !s.mu.closed {
+		g.queued = true
+		s.mu.queue = append(s.mu.queue, g)
+	}
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run drives the groups until ctx ends or a storage write fails. It returns
+// the storage error, or nil after ctx ended.
+func (s *Scheduler) Run(ctx context.Context) error {
+	defer close(s.stopped)
+	ticker := time.NewTicker(s.cfg.TickInterval)
+	defer ticker.Stop()
+	defer s.shutdown()
+	var pass passState
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ticker.C:
+			s.tick()
+		case <-s.wake:
+		}
+		for {
+			s.mu.Lock()
+			if len(s.mu.queue) == 0 {
+				s.mu.Unlock()
+				break
+			}
+			// Swap the queue with the spare buffer, so that neither is
+			// shared between the pass and enqueue.
+			queue := s.mu.queue
+			s.mu.queue = pass.spare[:0]
+			for _, g := range queue {
+				g.queued = false
+			}
+			s.mu.Unlock()
+			if err := s.runPass(queue, &pass); err != nil {
+				s.fatal = err
+				s.log.Error("raft scheduler stopped: storage write failed", "err", err)
+				return err
+			}
+			pass.spare = queue
+			if ctx.Err() != nil {
+				return nil
+			}
+		}
+	}
+}
+
+// Done is closed when Run has returned.
+func (s *Scheduler) Done() <-chan struct{} { return s.stopped }
+
+func (s *Scheduler) shutdown() {
+	s.mu.Lock()
+	s.mu.closed = true
+	groups := make([]*Group, 0, len(s.mu.groups))
+	for _, g := range s.mu.groups {
+		groups = append(groups, g)
+	}
+	s.mu.Unlock()
+	for _, g := range groups {
+		g.mu.Lock()
+		g.mu.closed = true
+		g.failProposalsLocked(ErrGroupClosed)
+		g.mu.Unlock()
+	}
+}
+
+// tick advances every group's logical clock by one tick.
+func (s *Scheduler) tick() {
+	s.mu.Lock()
+	groups := make([]*Group, 0, len(s.mu.groups))
+	for _, g := range s.mu.groups {
+		groups = append(groups, g)
+	}
+	s.mu.Unlock()
+	for _, g := range groups {
+		g.mu.Lock()
+		if g.mu.closed {
+			g.mu.Unlock()
+			continue
+		}
+		g.mu.rn.Tick()
+		has := g.mu.rn.HasReady()
+		g.mu.Unlock()
+		if has {
+			s.enqueue(g)
+		}
+	}
+}
+
+// passState is reused between passes to avoid allocations.
+type passState struct {
+	readies    []groupReady
+	deliveries []delivery
+	scratch    []byte
+	spare      []*Group
+}
+
+type groupReady struct {
+	g  *Group
+	rd raft.Ready
+}
+
+// runPass processes one round of Readies for groups. An error is a storage
+// failure, after which nothing may be acknowledged.
+func (s *Scheduler) runPass(groups []*Group, ps *passState) error {
+	start := time.Now()
+	ps.readies = ps.readies[:0]
+	b := s.eng.NewBatch()
+	defer b.Close()
+	mustSync := false
+	var err error
+	for _, g := range groups {
+		g.mu.Lock()
+		rd, ok := g.readyLocked()
+		if ok {
+			ps.scratch, err = g.persistLocked(b, &rd, ps.scratch)
+			mustSync = mustSync || rd.MustSync
+		}
+		g.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		if ok {
+			ps.readies = append(ps.readies, groupReady{g: g, rd: rd})
+		}
+	}
+	if len(ps.readies) == 0 {
+		return nil
+	}
+	if !b.Empty() {
+		if err := b.Commit(mustSync); err != nil {
+			return fmt.Errorf("raftlog: log write: %w", err)
+		}
+		if mustSync {
+			s.metrics.syncs.Inc()
+		}
+	}
+	s.metrics.appendLatency.Observe(time.Since(start).Seconds())
+
+	// Messages go out only now: votes and append acknowledgements promise
+	// that what they acknowledge is durable.
+	for i := range ps.readies {
+		r := &ps.readies[i]
+		if len(r.rd.Messages) > 0 {
+			s.transport.Send(r.g.id, r.rd.Messages)
+		}
+	}
+
+	ab := s.eng.NewBatch()
+	defer ab.Close()
+	ps.deliveries = ps.deliveries[:0]
+	for i := range ps.readies {
+		r := &ps.readies[i]
+		r.g.mu.Lock()
+		ps.deliveries, err = r.g.applyLocked(ab, &r.rd, ps.deliveries)
+		r.g.mu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+	if !ab.Empty() {
+		// Applied state need not be synced: after a crash the group
+		// replays committed entries from the last persisted applied index.
+		if err := ab.Commit(false); err != nil {
+			return fmt.Errorf("raftlog: apply write: %w", err)
+		}
+	}
+	for i := range ps.readies {
+		r := &ps.readies[i]
+		if len(r.rd.CommittedEntries) > 0 {
+			r.g.sm.Publish()
+		}
+		r.g.mu.Lock()
+		if !r.g.mu.closed {
+			r.g.mu.rn.Advance(r.rd)
+		}
+		more := !r.g.mu.closed && r.g.mu.rn.HasReady()
+		r.g.mu.Unlock()
+		if more {
+			s.enqueue(r.g)
+		}
+	}
+	for _, d := range ps.deliveries {
+		d.p.result = d.result
+		close(d.p.done)
+	}
+	s.metrics.passes.Inc()
+	s.metrics.passReadies.Observe(float64(len(ps.readies)))
+	return nil
+}

@@ -1,0 +1,125 @@
+package storage_test
+
+import (
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/raftka/raftka/storage"
+	"github.com/raftka/raftka/storage/storagetest"
+)
+
+// testLogger discards Pebble's logging.
+var testLogger = slog.New(slog.DiscardHandler)
+
+// openPebble opens a Pebble engine on fs in dir, failing t on error.
+func openPebble(t testing.TB, fs vfs.FS, dir string) *storage.Pebble {
+	t.Helper()
+	p, err := storage.OpenPebble(storage.PebbleOptions{Dir: dir, FS: fs, Logger: testLogger})
+	if err != nil {
+		t.Fatalf("open pebble: %v", err)
+	}
+	return p
+}
+
+func TestMemoryConformance(t *testing.T) {
+	t.Parallel()
+	storagetest.RunConformance(t, func(t *testing.T) storage.Engine { return storage.NewMemory() })
+}
+
+func TestPebbleConformance(t *testing.T) {
+	t.Parallel()
+	t.Run("MemFS", func(t *testing.T) {
+		t.Parallel()
+		storagetest.RunConformance(t, func(t *testing.T) storage.Engine {
+			return openPebble(t, vfs.NewMem(), "db")
+		})
+	})
+	t.Run("Disk", func(t *testing.T) {
+		t.Parallel()
+		storagetest.RunConformance(t, func(t *testing.T) storage.Engine {
+			return openPebble(t, nil, t.TempDir())
+		})
+	})
+}
+
+func TestPebbleReopenKeepsData(t *testing.T) {
+	t.Parallel()
+	fs := vfs.NewMem()
+	p := openPebble(t, fs, "db")
+	storagetest.Set(t, p, "a", "1")
+	storagetest.Set(t, p, "b", "2")
+	if err := p.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// These live only in the WAL until the reopen replays it.
+	storagetest.Apply(t, p, true, func(b storage.Batch) error {
+		return errors.Join(b.Set([]byte("c"), []byte("3")), b.DeleteRange([]byte("a"), []byte("b")))
+	})
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	p = openPebble(t, fs, "db")
+	defer p.Close()
+	got := storagetest.Scan(t, p, nil, nil, false)
+	want := []storagetest.KV{{Key: "b", Value: "2"}, {Key: "c", Value: "3"}}
+	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+		t.Fatalf("after reopen: %v; want %v", got, want)
+	}
+	m, err := p.Metrics()
+	if err != nil || m == nil {
+		t.Fatalf("metrics: %v", err)
+	}
+}
+
+func TestPebbleReadsFromSSTables(t *testing.T) {
+	t.Parallel()
+	p := openPebble(t, vfs.NewMem(), "db")
+	defer p.Close()
+	storagetest.Set(t, p, "a", "1")
+	it, err := p.NewIter(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	if err := p.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	storagetest.Set(t, p, "b", "2")
+	if got := storagetest.MustGet(t, p, "a"); got != "1" {
+		t.Fatalf("get a from sstable = %q", got)
+	}
+	if !it.First() || string(it.Key()) != "a" || it.Next() {
+		t.Fatal("iterator opened before the flush lost its snapshot")
+	}
+}
+
+func TestPebbleOptionsValidate(t *testing.T) {
+	t.Parallel()
+	var o storage.PebbleOptions
+	o.EnsureDefaults()
+	o.MemTableSize = 1
+	o.L0CompactionThreshold = 10
+	o.L0StopWritesThreshold = 5
+	err := o.Validate()
+	if err == nil {
+		t.Fatal("invalid options passed")
+	}
+	for _, want := range []string{"Dir", "MemTableSize", "L0StopWritesThreshold"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %s", err, want)
+		}
+	}
+	if _, err := storage.OpenPebble(storage.PebbleOptions{}); err == nil {
+		t.Fatal("OpenPebble without a Dir succeeded")
+	}
+	o = storage.PebbleOptions{Dir: "db"}
+	o.EnsureDefaults()
+	if err := o.Validate(); err != nil {
+		t.Fatalf("defaults invalid: %v", err)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -43,6 +44,9 @@ type Broker struct {
 	advPort int32
 
 	producerIDs producerIDAllocator
+	// registered is set once the metadata log holds this broker's current
+	// addresses.
+	registered atomic.Bool
 
 	mu struct {
 		sync.RWMutex
@@ -52,10 +56,17 @@ type Broker struct {
 		reconciled chan struct{}
 	}
 
-	ctx     context.Context
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	conns   sync.WaitGroup
+	// ctx stops the scheduler and background loops; connCtx, which ends
+	// first on Close, stops connections.
+	ctx        context.Context
+	cancel     context.CancelFunc
+	connCtx    context.Context
+	connCancel context.CancelFunc
+	wg         sync.WaitGroup
+	conns      sync.WaitGroup
+	connsMu    sync.Mutex
+	live       map[net.Conn]struct{} // guarded by connsMu
+	draining   bool                  // guarded by connsMu
 	closeMu sync.Mutex
 	closed  bool
 }
@@ -162,6 +173,8 @@ func (b *Broker) Start() error {
 	b.advHost, b.advPort = host, int32(p)
 
 	b.ctx, b.cancel = context.WithCancel(context.Background())
+	b.connCtx, b.connCancel = context.WithCancel(context.Background())
+	b.live = make(map[net.Conn]struct{})
 	if b.cfg.AdminAddr != "" {
 		if err := b.startAdmin(); err != nil {
 			ln.Close()
@@ -170,7 +183,8 @@ func (b *Broker) Start() error {
 			return err
 		}
 	}
-	b.wg.Add(3)
+	b.wg.Add(2)
+	b.conns.Add(1) // the accept loop counts as a connection: it must end first
 	go func() {
 		defer b.wg.Done()
 		if err := b.sched.Run(b.ctx); err != nil {
@@ -183,7 +197,7 @@ func (b *Broker) Start() error {
 		b.reconcileLoop()
 	}()
 	go func() {
-		defer b.wg.Done()
+		defer b.conns.Done()
 		b.acceptLoop()
 	}()
 	b.wg.Add(1)
@@ -202,12 +216,14 @@ func (b *Broker) register() {
 	for {
 		v := b.meta.View()
 		if cur, ok := v.Brokers[want.ID]; ok && *cur == want {
+			b.registered.Store(true)
 			return
 		}
 		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
 		err := b.meta.RegisterBroker(ctx, want)
 		cancel()
 		if err == nil {
+			b.registered.Store(true)
 			return
 		}
 		select {
@@ -227,10 +243,21 @@ func (b *Broker) acceptLoop() {
 			}
 			return
 		}
+		b.connsMu.Lock()
+		if b.draining {
+			b.connsMu.Unlock()
+			conn.Close()
+			return
+		}
+		b.live[conn] = struct{}{}
 		b.conns.Add(1)
+		b.connsMu.Unlock()
 		go func() {
 			defer b.conns.Done()
-			b.serveConn(b.ctx, conn)
+			b.serveConn(b.connCtx, conn)
+			b.connsMu.Lock()
+			delete(b.live, conn)
+			b.connsMu.Unlock()
 		}()
 	}
 }
@@ -249,8 +276,7 @@ func (b *Broker) Registry() *prometheus.Registry { return b.reg }
 
 // Ready reports whether the broker is registered and serving.
 func (b *Broker) Ready() bool {
-	_, ok := b.meta.View().Brokers[b.cfg.NodeID]
-	return ok && b.ctx.Err() == nil
+	return b.registered.Load() && b.ctx.Err() == nil
 }
 
 // Close stops serving: it stops accepting, ends connections after their
@@ -271,17 +297,37 @@ func (b *Broker) Close() error {
 		_ = b.admin.Shutdown(ctx)
 		cancel()
 	}
-	if b.cancel != nil {
-		b.cancel()
+	// Stop reading requests, let in-flight ones finish while Raft still
+	// runs, then stop Raft and close storage.
+	b.connsMu.Lock()
+	b.draining = true
+	for c := range b.live {
+		_ = c.SetReadDeadline(time.Now())
 	}
-	b.wg.Wait()
+	b.connsMu.Unlock()
 	done := make(chan struct{})
 	go func() { b.conns.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(b.cfg.ShutdownTimeout):
-		b.log.Warn("connections did not finish in time")
+		b.log.Warn("in-flight requests did not finish in time; closing their connections")
+		if b.connCancel != nil {
+			b.connCancel()
+		}
+		b.connsMu.Lock()
+		for c := range b.live {
+			c.Close()
+		}
+		b.connsMu.Unlock()
+		<-done
 	}
+	if b.connCancel != nil {
+		b.connCancel()
+	}
+	if b.cancel != nil {
+		b.cancel()
+	}
+	b.wg.Wait()
 	b.closeEngine()
 	b.log.Info("broker stopped")
 	return nil

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"reflect"
 	"sync"
 	"time"
@@ -69,7 +70,7 @@ func (b *Broker) serveConn(ctx context.Context, conn net.Conn) {
 		cc.writeLoop()
 	}()
 	err := cc.readLoop()
-	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && ctx.Err() == nil {
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() == nil {
 		cc.log.Info("closing connection", "err", err)
 	}
 	close(cc.pending)

@@ -203,7 +203,7 @@ func (b *memBatch) Delete(key []byte) error {
 }
 
 func (b *memBatch) DeleteRange(start, end []byte) error {
-	if err := checkRange(start, end); err != nil {
+	if empty, err := checkRange(start, end); empty || err != nil {
 		return err
 	}
 	return b.add(memOp{kind: memOpDeleteRange, key: bytes.Clone(start), end: bytes.Clone(end)})
@@ -234,12 +234,16 @@ func (b *memBatch) Close() error {
 	return nil
 }
 
-// checkRange rejects DeleteRange bounds that are out of order.
-func checkRange(start, end []byte) error {
-	if bytes.Compare(start, end) > 0 {
-		return fmt.Errorf("storage: delete range: start %q is after end %q", start, end)
+// checkRange rejects DeleteRange bounds that are out of order and reports
+// whether the range is empty, in which case the batch skips it.
+func checkRange(start, end []byte) (empty bool, err error) {
+	switch c := bytes.Compare(start, end); {
+	case c > 0:
+		return true, fmt.Errorf("storage: delete range: start %q is after end %q", start, end)
+	case c == 0:
+		return true, nil
 	}
-	return nil
+	return false, nil
 }
 
 // cloneNonNil copies b, turning nil into an empty slice so that a stored

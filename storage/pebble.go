@@ -4,24 +4,24 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
 )
 
 // Pebble is the durable Engine, backed by a Pebble LSM.
 //
-// Lock order: mu, then pebbleIter.mu; itersMu is a leaf.
+// Lock order: mu, then pebbleIter.mu; itersMu and failMu are leaves.
 type Pebble struct {
 	opts PebbleOptions
 
 	// mu is held shared by every operation that uses db, and exclusively by
-	// Close, so db is never used while or after it closes.
-	mu struct {
-		sync.RWMutex
-		// closed is set by Close. Invariant: once closed, db is not used.
-		closed bool
-	}
+	// Close, so that db is never used while or after it closes.
+	mu sync.RWMutex
 	db *pebble.DB
+	// closed is set by Close. Invariant: once closed is set, db is not used
+	// by calls that start later.
+	closed atomic.Bool
 
 	// failMu guards failed, the error of a fatal commit failure. It is
 	// separate from mu because commits record it while holding mu shared.
@@ -54,7 +54,7 @@ func OpenPebble(opts PebbleOptions) (*Pebble, error) {
 // errLocked returns the error an operation must return instead of using db.
 // The caller holds mu (shared or exclusive).
 func (p *Pebble) errLocked() error {
-	if p.mu.closed {
+	if p.closed.Load() {
 		return ErrClosed
 	}
 	if err := p.failure(); err != nil {
@@ -124,8 +124,12 @@ func (p *Pebble) NewIter(lower, upper []byte) (Iterator, error) {
 	pi := &pebbleIter{p: p}
 	pi.mu.it = it
 	p.itersMu.Lock()
+	defer p.itersMu.Unlock()
+	if p.iters == nil { // Close has begun; mu should have prevented this.
+		_ = it.Close()
+		return nil, ErrClosed
+	}
 	p.iters[pi] = struct{}{}
-	p.itersMu.Unlock()
 	return pi, nil
 }
 
@@ -157,13 +161,22 @@ func (p *Pebble) Metrics() (*pebble.Metrics, error) {
 // Close implements Engine. It waits for running operations, closes any
 // iterators still open (their later calls fail with ErrClosed), and closes
 // the database. Closing twice returns ErrClosed.
+//
+// After a fatal commit failure Close returns that failure at once without
+// closing the database: commits that were in flight may be stuck in Pebble's
+// wedged commit pipeline, and the process is expected to exit.
 func (p *Pebble) Close() error {
+	if failed := p.failure(); failed != nil {
+		if p.closed.Swap(true) {
+			return ErrClosed
+		}
+		return fmt.Errorf("storage: pebble failed earlier: %w", failed)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.mu.closed {
+	if p.closed.Swap(true) {
 		return ErrClosed
 	}
-	p.mu.closed = true
 
 	p.itersMu.Lock()
 	open := make([]*pebbleIter, 0, len(p.iters))
@@ -225,7 +238,7 @@ func (b *pebbleBatch) DeleteRange(start, end []byte) error {
 	if b.b == nil {
 		return errBatchDone
 	}
-	if err := checkRange(start, end); err != nil {
+	if empty, err := checkRange(start, end); empty || err != nil {
 		return err
 	}
 	return b.b.DeleteRange(start, end, nil)
@@ -245,7 +258,8 @@ func (b *pebbleBatch) Empty() bool {
 // Commit implements Batch. A failure of Pebble's commit pipeline (a WAL
 // write or sync error) is returned as an error and leaves the engine failed:
 // every later operation returns that error, since Pebble cannot recover
-// from it in process.
+// from it in process. The caller must treat it as fatal and stop: other
+// commits in flight at the time may never return.
 func (b *pebbleBatch) Commit(sync bool) (err error) {
 	if b.b == nil {
 		return errBatchDone

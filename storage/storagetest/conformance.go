@@ -40,6 +40,7 @@ func RunConformance(t *testing.T, open Opener) {
 		{"RandomAgainstModel", testRandomAgainstModel},
 		{"ConcurrentReadersWriters", testConcurrent},
 		{"Closed", testClosed},
+		{"CloseWhileBusy", testCloseWhileBusy},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

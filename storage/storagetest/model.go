@@ -173,3 +173,71 @@ func testConcurrent(t *testing.T, e storage.Engine) {
 		}
 	}
 }
+
+// testCloseWhileBusy closes the engine under running writers, readers and
+// scans, which must see ErrClosed rather than panic or race.
+func testCloseWhileBusy(t *testing.T, e storage.Engine) {
+	fill(t, e, "a", "b", "c")
+	const workers = 3
+	var wg sync.WaitGroup
+	started := make(chan struct{}, workers)
+	errc := make(chan error, workers)
+	// closedOr returns nil for ErrClosed, meaning the worker should stop.
+	closedOr := func(err error) (stop bool, _ error) {
+		if errors.Is(err, storage.ErrClosed) {
+			return true, nil
+		}
+		return err != nil, err
+	}
+	run := func(op func(i int) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				stop, err := closedOr(op(i))
+				if i == 0 {
+					started <- struct{}{}
+				}
+				if err != nil {
+					errc <- err
+				}
+				if stop {
+					return
+				}
+			}
+		}()
+	}
+	run(func(i int) error {
+		b := e.NewBatch()
+		defer b.Close()
+		if err := b.Set([]byte(fmt.Sprint("w", i%100)), []byte("v")); err != nil {
+			return err
+		}
+		return b.Commit(i%8 == 0)
+	})
+	run(func(int) error {
+		_, err := e.Get([]byte("a"))
+		return err
+	})
+	run(func(int) error {
+		it, err := e.NewIter(nil, nil)
+		if err != nil {
+			return err
+		}
+		for ok := it.First(); ok; ok = it.Next() {
+			_ = it.Key()
+		}
+		return errors.Join(it.Error(), it.Close())
+	})
+	for range workers {
+		<-started
+	}
+	if err := e.Close(); err != nil {
+		t.Errorf("close under load: %v", err)
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Error(err)
+	}
+}

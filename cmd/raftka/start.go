@@ -1,0 +1,181 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"syscall"
+
+	"github.com/raftka/raftka/broker"
+	"github.com/spf13/cobra"
+)
+
+// startCommand is `raftka start`: it runs one broker until a signal.
+type startCommand struct {
+	env *env
+	cmd *cobra.Command
+	// flags holds the values the flags are bound to; resolveStartConfig
+	// takes those set on the command line.
+	flags      startConfig
+	configFile string
+}
+
+func newStartCmd(e *env) *cobra.Command { return newStartCommand(e).cmd }
+
+func newStartCommand(e *env) *startCommand {
+	s := &startCommand{env: e, flags: defaultStartConfig()}
+	s.cmd = &cobra.Command{
+		Use:   "start",
+		Short: "Run a broker",
+		Long: `Run a Raftka broker in the foreground until SIGINT (Ctrl-C) or SIGTERM.
+
+The broker serves the Kafka protocol on --kafka-addr and, on --admin-addr,
+/healthz (200 once the broker serves) and Prometheus /metrics. On the first
+signal it stops accepting, finishes in-flight requests and closes its storage;
+a second signal exits at once with status 1.
+
+Settings come from the defaults, then the --config file, then the flags given
+on the command line, each overriding the one before. The file is YAML whose
+keys are the flag names, plus settings without a flag:
+
+  node-id: 1
+  data-dir: /var/lib/raftka
+  kafka-addr: 0.0.0.0:9092
+  advertise-kafka-addr: kafka1.example.com:9092
+  admin-addr: 127.0.0.1:9644     # "" disables the admin server
+  storage: pebble                # or memory: nothing survives a restart
+  rack: eu-west-1a
+  cluster-id: raftka
+  metadata-voters: [1]
+  max-frame-bytes: 104857600
+  max-inflight-requests: 32
+  max-message-bytes: 1048588
+  auto-create-topics: false
+  default-partitions: 1
+  default-replication-factor: 1
+  max-fetch-wait: 30s
+  shutdown-timeout: 10s
+  log-level: info
+  log-format: text
+
+An unknown key is an error.`,
+		Example: `  # A throwaway broker for development
+  raftka start --storage memory
+
+  # A durable broker on other ports, with JSON logs
+  raftka start --data-dir /var/lib/raftka --kafka-addr 0.0.0.0:19092 \
+    --advertise-kafka-addr kafka1.example.com:19092 --log-format json
+
+  # Settings from a file; the flag wins over the file's node-id
+  raftka start --config raftka.yaml --node-id 2`,
+		Args: positional(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error { return s.run(cmd.Context()) },
+	}
+	f := s.cmd.Flags()
+	c := &s.flags
+	f.StringVar(&s.configFile, "config", "", "YAML file of settings; flags given on the command line override it")
+	f.Int32Var(&c.NodeID, "node-id", c.NodeID, "broker id, unique in the cluster")
+	f.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory of the broker's data (pebble storage)")
+	f.StringVar(&c.KafkaAddr, "kafka-addr", c.KafkaAddr, "host:port the Kafka listener binds; port 0 picks a free port")
+	f.StringVar(&c.AdvertiseKafkaAddr, "advertise-kafka-addr", c.AdvertiseKafkaAddr, "host:port clients are told to connect to (default: the bound --kafka-addr)")
+	f.StringVar(&c.AdminAddr, "admin-addr", c.AdminAddr, `host:port serving /healthz and /metrics; "" disables it`)
+	f.StringVar(&c.Storage, "storage", c.Storage, "storage engine: pebble (durable) or memory (lost on exit)")
+	f.BoolVar(&c.AutoCreateTopics, "auto-create-topics", c.AutoCreateTopics, "create unknown topics when clients ask for them")
+	f.Int32Var(&c.DefaultPartitions, "default-partitions", c.DefaultPartitions, "partitions of auto-created topics and of create requests that ask for -1")
+	f.StringVar(&c.Rack, "rack", c.Rack, "rack of this broker, for rack-aware replica placement")
+	f.Var(idList{&c.MetadataVoters}, "metadata-voters", "broker ids of the controller quorum, comma-separated, e.g. 1,2,3 (default: this broker)")
+	f.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
+	f.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
+	return s
+}
+
+// config returns the settings to run with; see resolveStartConfig.
+func (s *startCommand) config() (startConfig, error) {
+	return resolveStartConfig(s.cmd.Flags(), &s.flags, s.configFile)
+}
+
+func (s *startCommand) run(ctx context.Context) error {
+	e := s.env
+	cfg, err := s.config()
+	if err != nil {
+		return fmt.Errorf("%w\nhint: see 'raftka start --help' for the settings and their values", err)
+	}
+	log, err := newLogger(e.stderr, cfg.LogLevel, cfg.LogFormat)
+	if err != nil {
+		return err
+	}
+	cfg.Logger = log
+
+	// Subscribe before starting, so that a signal during startup shuts the
+	// broker down cleanly instead of killing it half-started.
+	sigs, stop := e.signals()
+	defer stop()
+
+	b, err := broker.New(cfg.Config)
+	if err != nil {
+		return startupError(err, cfg)
+	}
+	if err := b.Start(); err != nil {
+		// Start releases what New opened when it fails; Close must not
+		// run after it (the engine would be closed twice).
+		return startupError(err, cfg)
+	}
+	admin := "admin server disabled"
+	if a := b.AdminAddr(); a != "" {
+		admin = fmt.Sprintf("admin on http://%s (/healthz, /metrics)", a)
+	}
+	fmt.Fprintf(e.stderr, "raftka broker %d serving Kafka on %s, %s, storage %s; Ctrl-C stops it\n",
+		cfg.NodeID, b.Addr(), admin, cfg.Storage)
+	return awaitShutdown(ctx, sigs, b.Close, e.stderr, e.exit)
+}
+
+// awaitShutdown blocks until a signal arrives on sigs (or ctx ends), then
+// runs closeFn. A second signal before closeFn returns exits the process at
+// once with status 1.
+func awaitShutdown(ctx context.Context, sigs <-chan os.Signal, closeFn func() error, stderr io.Writer, exit func(int)) error {
+	select {
+	case sig := <-sigs:
+		fmt.Fprintf(stderr, "received %v, shutting down (send it again to exit at once)\n", sig)
+	case <-ctx.Done():
+		fmt.Fprintln(stderr, "shutting down")
+	}
+	done := make(chan error, 1)
+	go func() { done <- closeFn() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("shutdown: %w", err)
+		}
+		fmt.Fprintln(stderr, "broker stopped")
+		return nil
+	case sig := <-sigs:
+		fmt.Fprintf(stderr, "received %v again, exiting without finishing shutdown\n", sig)
+		exit(exitError)
+		return failed() // reached only when exit does not end the process (tests)
+	}
+}
+
+// startupError explains why the broker could not start and what to do.
+// The broker's own messages name the flag for listener errors.
+func startupError(err error, cfg startConfig) error {
+	msg := err.Error()
+	var hint string
+	switch {
+	case strings.Contains(msg, "invalid configuration"):
+		hint = "fix the flags or the --config file; 'raftka start --help' describes them"
+	case errors.Is(err, syscall.EADDRINUSE) && !strings.Contains(msg, "--"):
+		hint = "another process is using that port: stop it, or choose other --kafka-addr / --admin-addr ports"
+	case errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EROFS):
+		hint = fmt.Sprintf("check that --data-dir %s is writable by this user, or use --storage memory", cfg.DataDir)
+	case strings.Contains(msg, "lock"):
+		hint = fmt.Sprintf("is another raftka using --data-dir %s? Stop it, or give this one its own --data-dir", cfg.DataDir)
+	}
+	err = fmt.Errorf("broker did not start: %w", err)
+	if hint != "" {
+		err = fmt.Errorf("%w\nhint: %s", err, hint)
+	}
+	return err
+}

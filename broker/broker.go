@@ -67,8 +67,8 @@ type Broker struct {
 	connsMu    sync.Mutex
 	live       map[net.Conn]struct{} // guarded by connsMu
 	draining   bool                  // guarded by connsMu
-	closeMu sync.Mutex
-	closed  bool
+	closeMu    sync.Mutex
+	closed     bool
 }
 
 // New opens the broker's storage and metadata but serves nothing yet; call

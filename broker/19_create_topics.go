@@ -35,6 +35,9 @@ func (b *Broker) createTopics(ctx context.Context, req *kmsg.CreateTopicsRequest
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	// Replicas are placed on registered brokers; right after start this
+	// broker may not be registered yet.
+	_ = b.WaitReady(ctx)
 	seen := map[string]int{}
 	for _, rt := range req.Topics {
 		seen[rt.Topic]++

@@ -44,9 +44,10 @@ type Broker struct {
 	advPort int32
 
 	producerIDs producerIDAllocator
-	// registered is set once the metadata log holds this broker's current
-	// addresses.
-	registered atomic.Bool
+	// registered is set, and registeredCh closed, once the metadata log
+	// holds this broker's current addresses.
+	registered   atomic.Bool
+	registeredCh chan struct{}
 
 	mu struct {
 		sync.RWMutex
@@ -81,6 +82,7 @@ func New(cfg Config) (*Broker, error) {
 	b := &Broker{cfg: cfg, log: cfg.Logger.With("broker", cfg.NodeID), reg: prometheus.NewRegistry()}
 	b.mu.partitions = make(map[uint64]*raftlog.Partition)
 	b.mu.reconciled = make(chan struct{})
+	b.registeredCh = make(chan struct{})
 	b.metrics = newBrokerMetrics()
 	b.eng = cfg.Engine
 	if b.eng == nil {
@@ -217,6 +219,7 @@ func (b *Broker) register() {
 		v := b.meta.View()
 		if cur, ok := v.Brokers[want.ID]; ok && *cur == want {
 			b.registered.Store(true)
+			close(b.registeredCh)
 			return
 		}
 		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
@@ -224,6 +227,7 @@ func (b *Broker) register() {
 		cancel()
 		if err == nil {
 			b.registered.Store(true)
+			close(b.registeredCh)
 			return
 		}
 		select {
@@ -259,6 +263,17 @@ func (b *Broker) acceptLoop() {
 			delete(b.live, conn)
 			b.connsMu.Unlock()
 		}()
+	}
+}
+
+// WaitReady waits until the broker is registered in the metadata log and
+// serving, or ctx ends.
+func (b *Broker) WaitReady(ctx context.Context) error {
+	select {
+	case <-b.registeredCh:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("broker %d not ready: %w (is a majority of the metadata voters up?)", b.cfg.NodeID, ctx.Err())
 	}
 }
 

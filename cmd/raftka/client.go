@@ -70,8 +70,10 @@ func (f *clientFlags) explain(err error) error {
 	var ke *kerr.Error
 	switch {
 	case errors.As(err, &ke):
-		msg := fmt.Sprintf("%s: %s", ke.Message, ke.Description)
-		if full := err.Error(); full != ke.Error() && !strings.Contains(msg, full) {
+		msg := ke.Error() // "NAME: description"
+		if full := err.Error(); strings.Contains(full, msg) {
+			msg = full // the context, the broker's message and the Kafka error
+		} else {
 			msg = full + " (" + msg + ")"
 		}
 		if h := kafkaHints[ke]; h != "" {

@@ -97,9 +97,33 @@ func loadConfigFile(path string, cfg *startConfig) error {
 		return errors.Join(errs...)
 	}
 	if err := m.Decode(cfg); err != nil {
-		return fmt.Errorf("config file %s: %w", path, err)
+		return fmt.Errorf("config file %s: %w", path, nameKeys(err, m))
 	}
 	return nil
+}
+
+// nameKeys adds the key to each "line N: cannot unmarshal ..." of a yaml
+// type error, which names only the line and the Go type.
+func nameKeys(err error, m *yaml.Node) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return err
+	}
+	keyAt := map[string]string{}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		keyAt[fmt.Sprintf("line %d: ", m.Content[i+1].Line)] = m.Content[i].Value
+	}
+	msgs := make([]string, len(te.Errors))
+	for i, e := range te.Errors {
+		msgs[i] = e
+		for prefix, key := range keyAt {
+			if rest, ok := strings.CutPrefix(e, prefix); ok {
+				msgs[i] = fmt.Sprintf("%s%s: %s", prefix, key, rest)
+				break
+			}
+		}
+	}
+	return errors.New(strings.Join(msgs, "; "))
 }
 
 // yamlFields maps each YAML key of struct type t, including those of inline

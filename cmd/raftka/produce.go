@@ -87,7 +87,10 @@ failed, printing the first error.`,
 			if err != nil {
 				return fmt.Errorf("reading stdin: %w", err)
 			}
-			if nFailed > 0 {
+			switch {
+			case nFailed == 1:
+				return fmt.Errorf("1 record failed: %w", cf.explain(first))
+			case nFailed > 1:
 				return fmt.Errorf("%d records failed; the first: %w", nFailed, cf.explain(first))
 			}
 			return nil

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
 
 	"github.com/raftka/raftka/broker"
 	"github.com/spf13/cobra"
@@ -129,7 +132,41 @@ func (s *startCommand) run(ctx context.Context) error {
 	}
 	fmt.Fprintf(e.stderr, "raftka broker %d serving Kafka on %s, %s, storage %s; Ctrl-C stops it\n",
 		cfg.NodeID, b.Addr(), admin, cfg.Storage)
+
+	readyCtx, cancelReady := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		reportReadiness(readyCtx, b, log, cfg.MetadataVoters)
+	}()
+	defer wg.Wait()
+	defer cancelReady()
 	return awaitShutdown(ctx, sigs, b.Close, e.stderr, e.exit)
+}
+
+// readinessWarnAfter is how long a broker may take to register before the
+// operator is told what it waits for.
+const readinessWarnAfter = 10 * time.Second
+
+// reportReadiness logs when the broker has registered in the metadata log,
+// and warns if that takes long: a broker of a larger quorum waits for a
+// majority of the voters.
+func reportReadiness(ctx context.Context, b *broker.Broker, log *slog.Logger, voters []uint64) {
+	warnCtx, cancel := context.WithTimeout(ctx, readinessWarnAfter)
+	err := b.WaitReady(warnCtx)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		log.Warn("broker not registered yet; it waits for a majority of the metadata voters to be up",
+			"after", readinessWarnAfter, "metadata_voters", voters)
+		if b.WaitReady(ctx) != nil {
+			return
+		}
+	}
+	log.Info("broker ready")
 }
 
 // awaitShutdown blocks until a signal arrives on sigs (or ctx ends), then
@@ -168,9 +205,10 @@ func startupError(err error, cfg startConfig) error {
 		hint = "fix the flags or the --config file; 'raftka start --help' describes them"
 	case errors.Is(err, syscall.EADDRINUSE) && !strings.Contains(msg, "--"):
 		hint = "another process is using that port: stop it, or choose other --kafka-addr / --admin-addr ports"
-	case errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EROFS):
-		hint = fmt.Sprintf("check that --data-dir %s is writable by this user, or use --storage memory", cfg.DataDir)
-	case strings.Contains(msg, "lock"):
+	case errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EROFS) || errors.Is(err, syscall.ENOENT):
+		hint = fmt.Sprintf("check that --data-dir %s can be created and written by this user, or use --storage memory", cfg.DataDir)
+	case errors.Is(err, syscall.EAGAIN) || strings.Contains(msg, "lock"):
+		// Pebble's lock file is held: flock fails with EAGAIN.
 		hint = fmt.Sprintf("is another raftka using --data-dir %s? Stop it, or give this one its own --data-dir", cfg.DataDir)
 	}
 	err = fmt.Errorf("broker did not start: %w", err)

@@ -113,7 +113,7 @@ func (b *Broker) fetch(ctx context.Context, req *kmsg.FetchRequest) kmsg.Respons
 			return resp
 		}
 		// Wait for any partition to move, then read again.
-		if !waitAny(ctx, deadline, changed) {
+		if !waitAny(ctx, b.drainCh, deadline, changed) {
 			return resp
 		}
 		for i := range parts {
@@ -169,9 +169,9 @@ func (b *Broker) readParts(parts []fetchPart, maxBytes int32) (int, []<-chan str
 	return total, changed
 }
 
-// waitAny waits for one of chans to close. It returns false if ctx ended or
-// the deadline passed first.
-func waitAny(ctx context.Context, deadline <-chan time.Time, chans []<-chan struct{}) bool {
+// waitAny waits for one of chans to close. It returns false if ctx ended,
+// the broker began draining or the deadline passed first.
+func waitAny(ctx context.Context, drain <-chan struct{}, deadline <-chan time.Time, chans []<-chan struct{}) bool {
 	if len(chans) == 1 {
 		select {
 		case <-chans[0]:
@@ -179,6 +179,8 @@ func waitAny(ctx context.Context, deadline <-chan time.Time, chans []<-chan stru
 		case <-deadline:
 			return false
 		case <-ctx.Done():
+			return false
+		case <-drain:
 			return false
 		}
 	}
@@ -203,6 +205,8 @@ func waitAny(ctx context.Context, deadline <-chan time.Time, chans []<-chan stru
 	case <-deadline:
 		return false
 	case <-ctx.Done():
+		return false
+	case <-drain:
 		return false
 	}
 }

@@ -26,6 +26,7 @@ func (b *Broker) startAdmin() error {
 		}
 		fmt.Fprintln(w, "ok")
 	})
+	b.adminAddr = ln.Addr().String()
 	b.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	b.wg.Add(1)
 	go func() {
@@ -38,4 +39,4 @@ func (b *Broker) startAdmin() error {
 }
 
 // AdminAddr returns the bound admin address, or "" if disabled.
-func (b *Broker) AdminAddr() string { return b.cfg.AdminAddr }
+func (b *Broker) AdminAddr() string { return b.adminAddr }

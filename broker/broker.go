@@ -33,13 +33,15 @@ type Broker struct {
 	log     *slog.Logger
 	eng     storage.Engine
 	ownsEng bool
+	engOnce sync.Once
 	sched   *raftlog.Scheduler
 	meta    *metadata.Store
 	metrics *brokerMetrics
 	reg     *prometheus.Registry
 
 	ln      net.Listener
-	admin   *http.Server
+	admin     *http.Server
+	adminAddr string
 	advHost string
 	advPort int32
 
@@ -68,6 +70,13 @@ type Broker struct {
 	connsMu    sync.Mutex
 	live       map[net.Conn]struct{} // guarded by connsMu
 	draining   bool                  // guarded by connsMu
+	// drainCh is closed when Close begins: long polls answer at once.
+	drainCh chan struct{}
+	// done is closed when Close has finished; err says why the broker
+	// stopped if it stopped itself.
+	done    chan struct{}
+	errMu   sync.Mutex
+	stopErr error
 	closeMu    sync.Mutex
 	closed     bool
 }
@@ -83,6 +92,8 @@ func New(cfg Config) (*Broker, error) {
 	b.mu.partitions = make(map[uint64]*raftlog.Partition)
 	b.mu.reconciled = make(chan struct{})
 	b.registeredCh = make(chan struct{})
+	b.drainCh = make(chan struct{})
+	b.done = make(chan struct{})
 	b.metrics = newBrokerMetrics()
 	b.eng = cfg.Engine
 	if b.eng == nil {
@@ -149,12 +160,16 @@ func checkLayout(eng storage.Engine) error {
 	return nil
 }
 
+// closeEngine closes the engine if the broker opened it; it is safe to
+// call more than once.
 func (b *Broker) closeEngine() {
-	if b.ownsEng && b.eng != nil {
-		if err := b.eng.Close(); err != nil {
-			b.log.Error("closing storage", "err", err)
+	b.engOnce.Do(func() {
+		if b.ownsEng && b.eng != nil {
+			if err := b.eng.Close(); err != nil {
+				b.log.Error("closing storage", "err", err)
+			}
 		}
-	}
+	})
 }
 
 // Start binds the listeners, starts the Raft scheduler, registers the
@@ -191,6 +206,9 @@ func (b *Broker) Start() error {
 		defer b.wg.Done()
 		if err := b.sched.Run(b.ctx); err != nil {
 			b.log.Error("raft scheduler failed; the broker stops serving", "err", err)
+			b.errMu.Lock()
+			b.stopErr = fmt.Errorf("raft scheduler: %w", err)
+			b.errMu.Unlock()
 			go b.Close()
 		}
 	}()
@@ -266,6 +284,17 @@ func (b *Broker) acceptLoop() {
 	}
 }
 
+// Done is closed when the broker has stopped, by Close or by itself after
+// a fatal error (see Err).
+func (b *Broker) Done() <-chan struct{} { return b.done }
+
+// Err returns why the broker stopped itself, or nil.
+func (b *Broker) Err() error {
+	b.errMu.Lock()
+	defer b.errMu.Unlock()
+	return b.stopErr
+}
+
 // WaitReady waits until the broker is registered in the metadata log and
 // serving, or ctx ends.
 func (b *Broker) WaitReady(ctx context.Context) error {
@@ -304,6 +333,8 @@ func (b *Broker) Close() error {
 		return nil
 	}
 	b.closed = true
+	defer close(b.done)
+	close(b.drainCh)
 	if b.ln != nil {
 		b.ln.Close()
 	}

@@ -70,6 +70,12 @@ func (b *Broker) serveConn(ctx context.Context, conn net.Conn) {
 		cc.writeLoop()
 	}()
 	err := cc.readLoop()
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		// The client is gone or misbehaved: nobody reads the replies, so
+		// stop waiting for them. (A drain deadline keeps them: in-flight
+		// requests finish during a clean shutdown.)
+		cancel()
+	}
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() == nil {
 		cc.log.Info("closing connection", "err", err)
 	}

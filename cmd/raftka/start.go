@@ -142,7 +142,24 @@ func (s *startCommand) run(ctx context.Context) error {
 	}()
 	defer wg.Wait()
 	defer cancelReady()
-	return awaitShutdown(ctx, sigs, b.Close, e.stderr, e.exit)
+	// A broker that stops itself (a fatal storage error) ends the command
+	// with its error, so supervisors see a failure and restart it.
+	stopCtx, cancelStop := context.WithCancel(ctx)
+	defer cancelStop()
+	go func() {
+		select {
+		case <-b.Done():
+			cancelStop()
+		case <-stopCtx.Done():
+		}
+	}()
+	if err := awaitShutdown(stopCtx, sigs, b.Close, e.stderr, e.exit); err != nil {
+		return err
+	}
+	if err := b.Err(); err != nil {
+		return fmt.Errorf("broker stopped: %w", err)
+	}
+	return nil
 }
 
 // readinessWarnAfter is how long a broker may take to register before the

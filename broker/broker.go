@@ -39,11 +39,11 @@ type Broker struct {
 	metrics *brokerMetrics
 	reg     *prometheus.Registry
 
-	ln      net.Listener
+	ln        net.Listener
 	admin     *http.Server
 	adminAddr string
-	advHost string
-	advPort int32
+	advHost   string
+	advPort   int32
 
 	producerIDs producerIDAllocator
 	// registered is set, and registeredCh closed, once the metadata log
@@ -77,8 +77,8 @@ type Broker struct {
 	done    chan struct{}
 	errMu   sync.Mutex
 	stopErr error
-	closeMu    sync.Mutex
-	closed     bool
+	closeMu sync.Mutex
+	closed  bool
 }
 
 // New opens the broker's storage and metadata but serves nothing yet; call

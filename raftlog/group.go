@@ -80,6 +80,7 @@ type Group struct {
 	sched  *Scheduler
 	sm     StateMachine
 	log    *slog.Logger
+	opts   GroupOptions
 
 	mu struct {
 		sync.Mutex
@@ -93,6 +94,11 @@ type Group struct {
 		state     raft.StateType
 		applied   uint64
 		closed    bool
+		// quiesced groups do not tick: an idle group costs nothing until a
+		// proposal or a message wakes it. Invariant: a quiesced leader had
+		// every follower caught up with its whole log when it quiesced.
+		quiesced  bool
+		idleTicks int
 	}
 	// queued is set while the group sits in the scheduler's ready queue;
 	// guarded by the scheduler's mu.
@@ -111,7 +117,20 @@ func (g *Group) Propose(ctx context.Context, payload []byte) (any, error) {
 	case <-p.done:
 		return p.result, p.err
 	case <-ctx.Done():
+		g.forget(p)
 		return nil, ctx.Err()
+	}
+}
+
+// forget stops tracking a proposal whose proposer gave up waiting.
+func (g *Group) forget(p *proposal) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for id, q := range g.mu.proposals {
+		if q == p {
+			delete(g.mu.proposals, id)
+			return
+		}
 	}
 }
 
@@ -147,10 +166,13 @@ func (g *Group) propose(payload []byte) (*proposal, error) {
 		g.mu.Unlock()
 		return nil, ErrGroupClosed
 	}
-	if g.mu.state != raft.StateLeader {
+	if g.mu.state != raft.StateLeader && (!g.opts.ForwardProposals || g.mu.leader == 0) {
 		leader := g.mu.leader
 		g.mu.Unlock()
 		return nil, &NotLeaderError{Leader: leader}
+	}
+	if g.mu.quiesced {
+		g.unquiesceLocked()
 	}
 	g.mu.nextProp++
 	id := g.mu.nextProp
@@ -197,6 +219,9 @@ func (g *Group) IsLeader() bool {
 // its election timeout.
 func (g *Group) Campaign() error {
 	g.mu.Lock()
+	if g.mu.quiesced {
+		g.unquiesceLocked()
+	}
 	err := g.mu.rn.Campaign()
 	g.mu.Unlock()
 	g.sched.enqueue(g)
@@ -271,7 +296,7 @@ func (g *Group) applyLocked(b storage.Batch, rd *raft.Ready, out []delivery) ([]
 			}
 			res := g.sm.Apply(b, e.GetIndex(), e.GetTerm(), data[envelopeHeader:])
 			pid := binary.BigEndian.Uint64(data[1:envelopeHeader])
-			if p, ok := g.mu.proposals[pid]; ok && g.mu.state == raft.StateLeader {
+			if p, ok := g.mu.proposals[pid]; ok {
 				delete(g.mu.proposals, pid)
 				out = append(out, delivery{p: p, result: res})
 			}
@@ -324,4 +349,75 @@ func loadApplied(eng storage.Engine, id uint64) (uint64, error) {
 		return 0, fmt.Errorf("raftlog: group %d: malformed applied state", id)
 	}
 	return binary.BigEndian.Uint64(v[1:]), nil
+}
+
+// quiesceAfterTicks is how long a leader's group must be idle before it
+// quiesces.
+const quiesceAfterTicks = 3
+
+// maybeQuiesceLeaderLocked quiesces an idle group this replica leads: every
+// follower has the whole log and knows it is committed, nothing is being
+// proposed or applied. It tells each follower with a quiesce heartbeat.
+// It reports whether the group is now quiesced.
+func (g *Group) maybeQuiesceLeaderLocked() bool {
+	if g.opts.NoQuiesce || g.mu.state != raft.StateLeader || len(g.mu.proposals) > 0 || g.mu.rn.HasReady() {
+		g.mu.idleTicks = 0
+		return false
+	}
+	st := g.mu.rn.Status()
+	last := g.mu.store.lastIndex
+	if st.LeadTransferee != 0 || st.GetCommit() != last || g.mu.applied != last {
+		g.mu.idleTicks = 0
+		return false
+	}
+	for id, pr := range st.Progress {
+		if id != g.nodeID && (pr.Match != last || !pr.RecentActive || pr.IsPaused()) {
+			g.mu.idleTicks = 0
+			return false
+		}
+	}
+	if g.mu.idleTicks++; g.mu.idleTicks < quiesceAfterTicks {
+		return false
+	}
+	for id := range st.Progress {
+		if id == g.nodeID {
+			continue
+		}
+		g.sched.transport.SendQuiesce(g.id, &pb.Message{
+			Type:   pb.MsgHeartbeat.Enum(),
+			To:     proto.Uint64(id),
+			From:   proto.Uint64(g.nodeID),
+			Term:   proto.Uint64(st.GetTerm()),
+			Commit: proto.Uint64(st.GetCommit()),
+		})
+	}
+	g.mu.quiesced = true
+	g.mu.idleTicks = 0
+	return true
+}
+
+// maybeQuiesceFollowerLocked quiesces a follower that received a quiesce
+// heartbeat from its current leader and has the whole committed log.
+func (g *Group) maybeQuiesceFollowerLocked(m *pb.Message) {
+	st := g.mu.rn.BasicStatus()
+	if st.RaftState != raft.StateFollower || st.Lead != m.GetFrom() || st.GetTerm() != m.GetTerm() {
+		return
+	}
+	if g.mu.store.lastIndex != m.GetCommit() || st.GetCommit() != m.GetCommit() {
+		return
+	}
+	g.mu.quiesced = true
+}
+
+// unquiesceLocked makes the group tick again.
+func (g *Group) unquiesceLocked() {
+	g.mu.quiesced = false
+	g.mu.idleTicks = 0
+}
+
+// Quiesced reports whether the group is quiesced.
+func (g *Group) Quiesced() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.mu.quiesced
 }

@@ -6,6 +6,7 @@ import "github.com/prometheus/client_golang/prometheus"
 // Collectors.
 type Metrics struct {
 	groups        prometheus.Gauge
+	quiesced      prometheus.Gauge
 	passes        prometheus.Counter
 	syncs         prometheus.Counter
 	passReadies   prometheus.Histogram
@@ -16,6 +17,9 @@ func newMetrics() *Metrics {
 	return &Metrics{
 		groups: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "raftka_raft_groups", Help: "Raft groups driven by this broker.",
+		}),
+		quiesced: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "raftka_raft_quiesced_groups", Help: "Raft groups that are idle and not ticking.",
 		}),
 		passes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "raftka_raft_scheduler_passes_total", Help: "Scheduler passes that processed at least one Ready.",
@@ -36,5 +40,5 @@ func newMetrics() *Metrics {
 
 // Collectors returns every collector, for registration.
 func (m *Metrics) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.groups, m.passes, m.syncs, m.passReadies, m.appendLatency}
+	return []prometheus.Collector{m.groups, m.passes, m.syncs, m.passReadies, m.appendLatency, m.quiesced}
 }

@@ -74,7 +74,11 @@ func (c Config) Validate() error {
 // queues or drops (Raft retries). The scheduler calls it from its own
 // goroutine, after the messages' prerequisites are durable.
 type Transport interface {
+	// Send queues msgs of group for their destinations.
 	Send(group uint64, msgs []*pb.Message)
+	// SendQuiesce queues a heartbeat that also tells the follower the
+	// group is idle and may stop ticking (see Group quiescence).
+	SendQuiesce(group uint64, m *pb.Message)
 }
 
 // localTransport is the transport of a broker that has no peers: there is
@@ -86,6 +90,8 @@ func (t localTransport) Send(group uint64, msgs []*pb.Message) {
 		t.log.Warn("dropping raft message to unknown peer", "group", group, "to", m.GetTo(), "type", m.GetType().String())
 	}
 }
+
+func (t localTransport) SendQuiesce(group uint64, m *pb.Message) { t.Send(group, []*pb.Message{m}) }
 
 // Scheduler drives every Raft group of a broker. One goroutine runs passes;
 // a pass takes the Ready of every group with work, writes all their log
@@ -159,10 +165,25 @@ func (s *Scheduler) Bootstrap(id uint64, voters, learners []uint64) error {
 	return b.Commit(true)
 }
 
+// GroupOptions tune one group.
+type GroupOptions struct {
+	// ForwardProposals lets followers propose: raft forwards the proposal
+	// to the leader, and the proposer learns the result when it applies
+	// the entry. The metadata group uses it so any broker can make changes.
+	ForwardProposals bool
+	// NoQuiesce keeps the group ticking when idle.
+	NoQuiesce bool
+}
+
 // AddGroup opens the bootstrapped group id with state machine sm and starts
 // driving it. The state machine must already reflect the group's persisted
 // applied index (see AppliedIndex).
 func (s *Scheduler) AddGroup(id uint64, sm StateMachine) (*Group, error) {
+	return s.AddGroupWithOptions(id, sm, GroupOptions{})
+}
+
+// AddGroupWithOptions is AddGroup with options.
+func (s *Scheduler) AddGroupWithOptions(id uint64, sm StateMachine, opts GroupOptions) (*Group, error) {
 	store, err := openLogStore(s.eng, id)
 	if err != nil {
 		return nil, err
@@ -188,8 +209,11 @@ func (s *Scheduler) AddGroup(id uint64, sm StateMachine) (*Group, error) {
 	if err != nil {
 		return nil, fmt.Errorf("raftlog: group %d: %w", id, err)
 	}
-	g := &Group{id: id, nodeID: s.cfg.NodeID, sched: s, sm: sm, log: s.log.With("group", id)}
+	g := &Group{id: id, nodeID: s.cfg.NodeID, sched: s, sm: sm, log: s.log.With("group", id), opts: opts}
 	g.mu.rn = rn
+	// Proposal ids carry the node id so that forwarded proposals never
+	// collide with another node's.
+	g.mu.nextProp = s.cfg.NodeID << 40
 	g.mu.store = store
 	g.mu.proposals = make(map[uint64]*proposal)
 	g.mu.applied = applied
@@ -254,6 +278,10 @@ func (s *Scheduler) Group(id uint64) *Group {
 
 // Step hands a message from a peer to group id.
 func (s *Scheduler) Step(group uint64, m *pb.Message) error {
+	return s.step(group, m, false)
+}
+
+func (s *Scheduler) step(group uint64, m *pb.Message, quiesce bool) error {
 	g := s.Group(group)
 	if g == nil {
 		return fmt.Errorf("raftlog: group %d not found", group)
@@ -263,10 +291,61 @@ func (s *Scheduler) Step(group uint64, m *pb.Message) error {
 		g.mu.Unlock()
 		return ErrGroupClosed
 	}
+	if !quiesce && g.mu.quiesced && !(g.mu.state == raft.StateLeader && m.GetType() == pb.MsgHeartbeatResp) {
+		g.unquiesceLocked()
+	}
 	err := g.mu.rn.Step(m)
+	if quiesce && err == nil {
+		g.maybeQuiesceFollowerLocked(m)
+	}
 	g.mu.Unlock()
 	s.enqueue(g)
 	return err
+}
+
+var _ Inbound = (*Scheduler)(nil)
+
+// Receive implements Inbound.
+func (s *Scheduler) Receive(group uint64, m *pb.Message, quiesce bool) {
+	if err := s.step(group, m, quiesce); err != nil {
+		s.log.Debug("dropping raft message", "group", group, "from", m.GetFrom(), "type", m.GetType().String(), "err", err)
+	}
+}
+
+// PeerUnreachable implements Inbound: raft stops optimistic replication to
+// the peer in every group and probes it instead.
+func (s *Scheduler) PeerUnreachable(node uint64) {
+	for _, g := range s.groups() {
+		g.mu.Lock()
+		if !g.mu.closed && g.mu.state == raft.StateLeader {
+			g.mu.rn.ReportUnreachable(node)
+		}
+		g.mu.Unlock()
+	}
+}
+
+// UnquiesceAll wakes every quiesced group. The broker calls it when the
+// failure detector reports a peer down, so that followers of a dead leader
+// tick again and elect a new one.
+func (s *Scheduler) UnquiesceAll() {
+	for _, g := range s.groups() {
+		g.mu.Lock()
+		if g.mu.quiesced {
+			g.unquiesceLocked()
+		}
+		g.mu.Unlock()
+	}
+}
+
+// groups returns the running groups.
+func (s *Scheduler) groups() []*Group {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*Group, 0, len(s.mu.groups))
+	for _, g := range s.mu.groups {
+		out = append(out, g)
+	}
+	return out
 }
 
 // enqueue marks g as having work for the next pass.
@@ -330,12 +409,9 @@ func (s *Scheduler) Run(ctx context.Context) error {
 func (s *Scheduler) Done() <-chan struct{} { return s.stopped }
 
 func (s *Scheduler) shutdown() {
+	groups := s.groups()
 	s.mu.Lock()
 	s.mu.closed = true
-	groups := make([]*Group, 0, len(s.mu.groups))
-	for _, g := range s.mu.groups {
-		groups = append(groups, g)
-	}
 	s.mu.Unlock()
 	for _, g := range groups {
 		g.mu.Lock()
@@ -345,27 +421,32 @@ func (s *Scheduler) shutdown() {
 	}
 }
 
-// tick advances every group's logical clock by one tick.
+// tick advances the logical clock of every group that is not quiesced by
+// one tick, and quiesces leaders of idle groups.
 func (s *Scheduler) tick() {
-	s.mu.Lock()
-	groups := make([]*Group, 0, len(s.mu.groups))
-	for _, g := range s.mu.groups {
-		groups = append(groups, g)
-	}
-	s.mu.Unlock()
-	for _, g := range groups {
+	quiesced := 0
+	for _, g := range s.groups() {
 		g.mu.Lock()
 		if g.mu.closed {
 			g.mu.Unlock()
 			continue
 		}
+		if g.mu.quiesced {
+			quiesced++
+			g.mu.Unlock()
+			continue
+		}
 		g.mu.rn.Tick()
+		if g.maybeQuiesceLeaderLocked() {
+			quiesced++
+		}
 		has := g.mu.rn.HasReady()
 		g.mu.Unlock()
 		if has {
 			s.enqueue(g)
 		}
 	}
+	s.metrics.quiesced.Set(float64(quiesced))
 }
 
 // passState is reused between passes to avoid allocations.

@@ -96,16 +96,28 @@ func (b *Broker) topicMetadata(t *metadata.Topic) kmsg.MetadataResponseTopic {
 		sp.Partition = p.Index
 		sp.Replicas = p.Replicas
 		sp.Leader, sp.LeaderEpoch = -1, -1
+		sp.ISR = nil
+		gossiped, known := b.leaders.get(p.GroupID)
 		if rp := b.partition(p.GroupID); rp != nil {
+			// A replica here knows the leader from Raft itself.
 			if o := rp.Offsets(); o.Leader != 0 {
 				sp.Leader, sp.LeaderEpoch = int32(o.Leader), o.LeaderEpoch
+				if known && gossiped.epoch == o.LeaderEpoch && gossiped.leader == sp.Leader {
+					sp.ISR = gossiped.isr
+				}
 			}
+		} else if known {
+			sp.Leader, sp.LeaderEpoch, sp.ISR = gossiped.leader, gossiped.epoch, gossiped.isr
 		}
-		if sp.Leader < 0 {
+		if sp.Leader >= 0 && b.meta.View().Brokers[sp.Leader] == nil {
+			sp.Leader, sp.LeaderEpoch, sp.ISR = -1, -1, nil
+		}
+		switch {
+		case sp.Leader < 0:
 			sp.ErrorCode = kerr.LeaderNotAvailable.Code
 			sp.ISR = []int32{}
-		} else {
-			sp.ISR = p.Replicas
+		case sp.ISR == nil:
+			sp.ISR = []int32{sp.Leader}
 		}
 		sp.OfflineReplicas = []int32{}
 		st.Partitions = append(st.Partitions, sp)
@@ -120,6 +132,9 @@ func (b *Broker) brokerList(view *metadata.View) []kmsg.MetadataResponseBroker {
 	self := false
 	for _, id := range sortedBrokerIDs(view) {
 		br := view.Brokers[id]
+		if br.Fenced {
+			continue
+		}
 		host, port, err := net.SplitHostPort(br.KafkaAddr)
 		if err != nil {
 			continue

@@ -22,6 +22,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/raftka/raftka/cluster"
 	"github.com/raftka/raftka/metadata"
 	"github.com/raftka/raftka/raftlog"
 	"github.com/raftka/raftka/storage"
@@ -39,7 +40,14 @@ type Broker struct {
 	metrics *brokerMetrics
 	reg     *prometheus.Registry
 
-	ln        net.Listener
+	ln net.Listener
+	// transport forwards the scheduler's messages to tcp (or a test's
+	// in-memory network) once started.
+	transport swapTransport
+	tcp       *raftlog.TCPTransport
+	raftAddr  string
+	gossip    *cluster.Cluster
+	leaders   *leaderTable
 	admin     *http.Server
 	adminAddr string
 	advHost   string
@@ -107,7 +115,8 @@ func New(cfg Config) (*Broker, error) {
 		b.closeEngine()
 		return nil, err
 	}
-	sched, err := raftlog.NewScheduler(cfg.Raft, b.eng, nil)
+	b.leaders = newLeaderTable()
+	sched, err := raftlog.NewScheduler(cfg.Raft, b.eng, &b.transport)
 	if err != nil {
 		b.closeEngine()
 		return nil, err
@@ -199,6 +208,16 @@ func (b *Broker) Start() error {
 			b.closeEngine()
 			return err
 		}
+	}
+	if err := b.startCluster(); err != nil {
+		ln.Close()
+		b.cancel()
+		if b.admin != nil {
+			b.admin.Close()
+		}
+		b.wg.Wait()
+		b.closeEngine()
+		return err
 	}
 	b.wg.Add(2)
 	b.conns.Add(1) // the accept loop counts as a connection: it must end first
@@ -374,6 +393,7 @@ func (b *Broker) Close() error {
 		b.cancel()
 	}
 	b.wg.Wait()
+	b.stopCluster()
 	b.closeEngine()
 	b.log.Info("broker stopped")
 	return nil
@@ -443,6 +463,11 @@ func (b *Broker) reconcile(v *metadata.View) {
 		if err != nil {
 			b.log.Error("opening partition replica", "group", id, "err", err)
 			continue
+		}
+		// A new group's preferred replica stands for election at once, so
+		// that leadership starts out where placement spread it.
+		if st := p.Group().Status(); len(voters) > 1 && voters[0] == uint64(b.cfg.NodeID) && st.Term == 0 {
+			_ = p.Group().Campaign()
 		}
 		b.mu.Lock()
 		b.mu.partitions[id] = p

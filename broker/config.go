@@ -39,6 +39,24 @@ type Config struct {
 	ClusterID string `yaml:"cluster-id"`
 	// MetadataVoters are the broker ids of the controller quorum.
 	MetadataVoters []uint64 `yaml:"metadata-voters"`
+	// RaftAddr is where the Raft transport listens for peers.
+	RaftAddr string `yaml:"raft-addr"`
+	// AdvertiseRaftAddr is the Raft address peers are told; empty means
+	// the bound address.
+	AdvertiseRaftAddr string `yaml:"advertise-raft-addr"`
+	// GossipAddr is where memberlist gossip binds.
+	GossipAddr string `yaml:"gossip-addr"`
+	// Join lists gossip addresses of brokers to join.
+	Join []string `yaml:"join"`
+	// GossipPreset is "lan" or "local" (fast failure detection, for
+	// brokers on one machine).
+	GossipPreset string `yaml:"gossip-preset"`
+	// FenceAfter is how long a broker may be unreachable before the
+	// controller fences it.
+	FenceAfter time.Duration `yaml:"fence-after"`
+	// LeaderBalanceInterval is how often a broker hands leadership of
+	// partitions back to their preferred (first) replica; 0 disables it.
+	LeaderBalanceInterval time.Duration `yaml:"leader-balance-interval"`
 
 	// MaxFrameBytes bounds one request frame (Kafka's
 	// socket.request.max.bytes); a larger frame closes the connection.
@@ -67,6 +85,9 @@ type Config struct {
 	// Engine, if set, is used instead of opening Storage; the broker does not
 	// close it. Tests use it to share or crash an engine.
 	Engine storage.Engine `yaml:"-"`
+	// RaftNetwork, if set, carries Raft messages in memory instead of TCP
+	// (tests that cut links).
+	RaftNetwork *raftlog.MemNetwork `yaml:"-"`
 	// Logger receives the broker's logs; nil means slog.Default().
 	Logger *slog.Logger `yaml:"-"`
 }
@@ -90,7 +111,14 @@ func DefaultConfig() Config {
 		DefaultReplicationFactor: 1,
 		MaxFetchWait:             30 * time.Second,
 		ShutdownTimeout:          10 * time.Second,
-		Raft:                     raftlog.DefaultConfig(1),
+		RaftAddr:                 "127.0.0.1:9093",
+		GossipAddr:               "127.0.0.1:9094",
+		GossipPreset:             "lan",
+		// Longer than a few failed gossip probes, so a GC pause does not
+		// fence a broker.
+		FenceAfter:            6 * time.Second,
+		LeaderBalanceInterval: 30 * time.Second,
+		Raft:                  raftlog.DefaultConfig(1),
 	}
 }
 
@@ -102,6 +130,11 @@ func TestConfig() Config {
 	c.KafkaAddr = "127.0.0.1:0"
 	c.AdminAddr = ""
 	c.Storage = StorageMemory
+	c.RaftAddr = "127.0.0.1:0"
+	c.GossipAddr = "127.0.0.1:0"
+	c.GossipPreset = "local"
+	c.FenceAfter = 2 * time.Second
+	c.LeaderBalanceInterval = time.Second
 	c.Raft.TickInterval = 10 * time.Millisecond
 	return c
 }
@@ -167,6 +200,22 @@ func (c *Config) Validate() error {
 	}
 	if len(c.MetadataVoters) > 0 && !found {
 		errs = append(errs, fmt.Errorf("metadata-voters %v must include this broker (%d) until learners are supported", c.MetadataVoters, c.NodeID))
+	}
+	for name, addr := range map[string]string{"raft-addr": c.RaftAddr, "gossip-addr": c.GossipAddr} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: %v", name, addr, err))
+		}
+	}
+	for _, j := range c.Join {
+		if _, _, err := net.SplitHostPort(j); err != nil {
+			errs = append(errs, fmt.Errorf("join address %q: %v", j, err))
+		}
+	}
+	if c.GossipPreset != "lan" && c.GossipPreset != "local" {
+		errs = append(errs, fmt.Errorf("gossip-preset must be lan or local, got %q", c.GossipPreset))
+	}
+	if c.FenceAfter <= 0 {
+		errs = append(errs, errors.New("fence-after must be > 0"))
 	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("shutdown-timeout must be > 0"))

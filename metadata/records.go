@@ -24,6 +24,8 @@ const (
 	RecordPartitionsCreated RecordType = 4
 	RecordConfigChanged     RecordType = 5
 	RecordProducerIDsBlock  RecordType = 6
+	RecordBrokerFenced      RecordType = 7
+	RecordBrokerUnfenced    RecordType = 8
 )
 
 func (t RecordType) String() string {
@@ -40,6 +42,10 @@ func (t RecordType) String() string {
 		return "ConfigChanged"
 	case RecordProducerIDsBlock:
 		return "ProducerIDsBlock"
+	case RecordBrokerFenced:
+		return "BrokerFenced"
+	case RecordBrokerUnfenced:
+		return "BrokerUnfenced"
 	}
 	return fmt.Sprintf("RecordType(%d)", byte(t))
 }
@@ -91,6 +97,18 @@ type ProducerIDsBlock struct {
 	Size     int64 `json:"size"`
 }
 
+// BrokerFenced records that the controller stopped counting on a broker: it
+// stopped answering gossip probes. Fenced brokers get no new replicas and
+// are not shown to clients.
+type BrokerFenced struct {
+	BrokerID int32 `json:"broker_id"`
+}
+
+// BrokerUnfenced records that a fenced broker is back.
+type BrokerUnfenced struct {
+	BrokerID int32 `json:"broker_id"`
+}
+
 // EncodeRecord returns the stable encoding of a record.
 func EncodeRecord(r any) ([]byte, error) {
 	var t RecordType
@@ -107,6 +125,10 @@ func EncodeRecord(r any) ([]byte, error) {
 		t = RecordConfigChanged
 	case *ProducerIDsBlock:
 		t = RecordProducerIDsBlock
+	case *BrokerFenced:
+		t = RecordBrokerFenced
+	case *BrokerUnfenced:
+		t = RecordBrokerUnfenced
 	default:
 		return nil, fmt.Errorf("metadata: cannot encode %T", r)
 	}
@@ -139,6 +161,10 @@ func DecodeRecord(b []byte) (any, error) {
 		r = &ConfigChanged{}
 	case RecordProducerIDsBlock:
 		r = &ProducerIDsBlock{}
+	case RecordBrokerFenced:
+		r = &BrokerFenced{}
+	case RecordBrokerUnfenced:
+		r = &BrokerUnfenced{}
 	default:
 		return nil, fmt.Errorf("%w: type %d", ErrUnknownRecord, b[1])
 	}

@@ -43,6 +43,8 @@ type Broker struct {
 	ID        int32  `json:"id"`
 	KafkaAddr string `json:"kafka_addr"`
 	Rack      string `json:"rack,omitempty"`
+	// Fenced brokers stopped answering; they get no new replicas.
+	Fenced bool `json:"fenced,omitempty"`
 }
 
 // firstPartitionGroup is the first Raft group id given to a partition; ids
@@ -86,6 +88,22 @@ func (s *state) apply(b storage.Batch, key func(string) []byte, rec any) (any, e
 		br := &Broker{ID: r.BrokerID, KafkaAddr: r.KafkaAddr, Rack: r.Rack}
 		s.brokers[r.BrokerID] = br
 		return br, putJSON(b, key(keyBrokerPrefix+strconv.Itoa(int(r.BrokerID))), br)
+
+	case *BrokerFenced, *BrokerUnfenced:
+		id, fenced := int32(0), false
+		if f, ok := r.(*BrokerFenced); ok {
+			id, fenced = f.BrokerID, true
+		} else {
+			id = r.(*BrokerUnfenced).BrokerID
+		}
+		old, ok := s.brokers[id]
+		if !ok {
+			return nil, fmt.Errorf("metadata: broker %d is not registered", id)
+		}
+		br := *old
+		br.Fenced = fenced
+		s.brokers[id] = &br
+		return &br, putJSON(b, key(keyBrokerPrefix+strconv.Itoa(int(id))), &br)
 
 	case *TopicCreated:
 		if _, ok := s.topics[r.Name]; ok {

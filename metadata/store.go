@@ -81,7 +81,10 @@ func Open(s *raftlog.Scheduler, voters []uint64, log *slog.Logger) (*Store, erro
 		return nil, err
 	}
 	m.publishView()
-	g, err := s.AddGroup(GroupID, m)
+	// Any broker may propose metadata changes: raft forwards them to the
+	// controller. The metadata group is one group: it never quiesces, so a
+	// controller failure is noticed by election timeout alone.
+	g, err := s.AddGroupWithOptions(GroupID, m, raftlog.GroupOptions{ForwardProposals: true, NoQuiesce: true})
 	if err != nil {
 		return nil, err
 	}
@@ -296,15 +299,18 @@ func (m *Store) AllocateProducerIDs(ctx context.Context, broker int32, n int64) 
 	return res.(int64), nil
 }
 
-// placeReplicas spreads partitions' replicas over brokers round-robin,
-// starting each partition one broker further so leaders spread too.
+// placeReplicas spreads partitions' replicas over the unfenced brokers,
+// round-robin over a broker order that alternates racks (as Kafka does), so
+// that a partition's replicas land on as many racks as possible; each
+// partition starts one broker further, so leaders (the first replica, which
+// the broker prefers as leader) spread too.
 func placeReplicas(brokers map[int32]*Broker, partitions int32, rf int16, offset int) ([][]int32, error) {
-	ids := slices.Sorted(maps.Keys(brokers))
+	ids := rackAlternating(brokers)
 	if rf == -1 {
 		rf = int16(min(len(ids), 3))
 	}
 	if rf <= 0 || int(rf) > len(ids) {
-		return nil, fmt.Errorf("%w: %d, with %d registered brokers", ErrInvalidReplicationFactor, rf, len(ids))
+		return nil, fmt.Errorf("%w: %d, with %d available brokers", ErrInvalidReplicationFactor, rf, len(ids))
 	}
 	out := make([][]int32, partitions)
 	for p := range out {
@@ -315,6 +321,44 @@ func placeReplicas(brokers map[int32]*Broker, partitions int32, rf int16, offset
 		out[p] = r
 	}
 	return out, nil
+}
+
+// rackAlternating orders the unfenced brokers so that consecutive brokers
+// are on different racks where possible: racks sorted by name, brokers by
+// id within a rack, then taken one per rack in turn.
+func rackAlternating(brokers map[int32]*Broker) []int32 {
+	byRack := map[string][]int32{}
+	for _, id := range slices.Sorted(maps.Keys(brokers)) {
+		if b := brokers[id]; !b.Fenced {
+			byRack[b.Rack] = append(byRack[b.Rack], id)
+		}
+	}
+	racks := slices.Sorted(maps.Keys(byRack))
+	var out []int32
+	for i := 0; ; i++ {
+		added := false
+		for _, r := range racks {
+			if i < len(byRack[r]) {
+				out = append(out, byRack[r][i])
+				added = true
+			}
+		}
+		if !added {
+			return out
+		}
+	}
+}
+
+// FenceBroker records that broker id stopped answering.
+func (m *Store) FenceBroker(ctx context.Context, id int32) error {
+	_, err := m.propose(ctx, &BrokerFenced{BrokerID: id})
+	return err
+}
+
+// UnfenceBroker records that broker id is back.
+func (m *Store) UnfenceBroker(ctx context.Context, id int32) error {
+	_, err := m.propose(ctx, &BrokerUnfenced{BrokerID: id})
+	return err
 }
 
 // IsNotController reports whether err means this broker cannot make the

@@ -421,3 +421,53 @@ func (g *Group) Quiesced() bool {
 	defer g.mu.Unlock()
 	return g.mu.quiesced
 }
+
+// TransferLeadership asks this replica, if it leads, to hand leadership to
+// node. It is a no-op otherwise.
+func (g *Group) TransferLeadership(node uint64) {
+	g.mu.Lock()
+	if g.mu.closed || g.mu.state != raft.StateLeader {
+		g.mu.Unlock()
+		return
+	}
+	if g.mu.quiesced {
+		g.unquiesceLocked()
+	}
+	g.mu.rn.TransferLeader(node)
+	g.mu.Unlock()
+	g.sched.enqueue(g)
+}
+
+// InSync returns, on the leader, the voters whose log holds everything
+// committed and that the leader heard from recently (Kafka's in-sync
+// replicas), including the leader; nil on other replicas.
+func (g *Group) InSync() []uint64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.mu.closed || g.mu.state != raft.StateLeader {
+		return nil
+	}
+	st := g.mu.rn.Status()
+	var out []uint64
+	for _, id := range g.mu.store.cs.Voters {
+		pr, ok := st.Progress[id]
+		if !ok {
+			continue
+		}
+		if id == g.nodeID || (pr.Match >= st.GetCommit() && (pr.RecentActive || g.mu.quiesced)) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// CaughtUp reports, on the leader, whether node's log matches the leader's.
+func (g *Group) CaughtUp(node uint64) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.mu.closed || g.mu.state != raft.StateLeader {
+		return false
+	}
+	pr, ok := g.mu.rn.Status().Progress[node]
+	return ok && pr.Match == g.mu.store.lastIndex
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/raftka/raftka/storage"
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
 )
 
 // Config configures a broker's Raft scheduler. Start from DefaultConfig.
@@ -115,6 +116,9 @@ type Scheduler struct {
 		// Invariant: g is in queue iff g.queued.
 		queue  []*Group
 		closed bool
+		// lastHeard is when a message last arrived from each node.
+		lastHeard map[uint64]time.Time
+		ticks     uint64
 	}
 	wake chan struct{}
 
@@ -137,6 +141,7 @@ func NewScheduler(cfg Config, eng storage.Engine, transport Transport) (*Schedul
 		s.transport = localTransport{log: cfg.Logger}
 	}
 	s.mu.groups = make(map[uint64]*Group)
+	s.mu.lastHeard = make(map[uint64]time.Time)
 	return s, nil
 }
 
@@ -281,7 +286,18 @@ func (s *Scheduler) Step(group uint64, m *pb.Message) error {
 	return s.step(group, m, false)
 }
 
+// livenessGroup is the group id of node-level heartbeats: one message per
+// peer every few ticks, whatever the number of groups, so that followers
+// of quiesced groups notice a leader they stopped hearing from.
+const livenessGroup = 0
+
 func (s *Scheduler) step(group uint64, m *pb.Message, quiesce bool) error {
+	s.mu.Lock()
+	s.mu.lastHeard[m.GetFrom()] = time.Now()
+	s.mu.Unlock()
+	if group == livenessGroup {
+		return nil
+	}
 	g := s.Group(group)
 	if g == nil {
 		return fmt.Errorf("raftlog: group %d not found", group)
@@ -425,16 +441,41 @@ func (s *Scheduler) shutdown() {
 // one tick, and quiesces leaders of idle groups.
 func (s *Scheduler) tick() {
 	quiesced := 0
+	electionTimeout := time.Duration(s.cfg.ElectionTicks) * s.cfg.TickInterval
+	now := time.Now()
+	s.mu.Lock()
+	s.mu.ticks++
+	heartbeat := s.mu.ticks%uint64(max(1, s.cfg.ElectionTicks/3)) == 0
+	lastHeard := make(map[uint64]time.Time, len(s.mu.lastHeard))
+	for id, t := range s.mu.lastHeard {
+		lastHeard[id] = t
+	}
+	s.mu.Unlock()
+	peers := map[uint64]bool{}
 	for _, g := range s.groups() {
 		g.mu.Lock()
 		if g.mu.closed {
 			g.mu.Unlock()
 			continue
 		}
+		if heartbeat {
+			for _, id := range g.mu.store.cs.Voters {
+				peers[id] = true
+			}
+			for _, id := range g.mu.store.cs.Learners {
+				peers[id] = true
+			}
+		}
 		if g.mu.quiesced {
-			quiesced++
-			g.mu.Unlock()
-			continue
+			// A follower that stopped hearing from its leader wakes up
+			// and, after an election timeout of its own, campaigns.
+			if l := g.mu.leader; g.mu.state != raft.StateLeader && l != 0 && now.Sub(lastHeard[l]) > electionTimeout {
+				g.unquiesceLocked()
+			} else {
+				quiesced++
+				g.mu.Unlock()
+				continue
+			}
 		}
 		g.mu.rn.Tick()
 		if g.maybeQuiesceLeaderLocked() {
@@ -447,6 +488,17 @@ func (s *Scheduler) tick() {
 		}
 	}
 	s.metrics.quiesced.Set(float64(quiesced))
+	if heartbeat {
+		var msgs []*pb.Message
+		for id := range peers {
+			if id != s.cfg.NodeID {
+				msgs = append(msgs, &pb.Message{Type: pb.MsgHeartbeat.Enum(), From: proto.Uint64(s.cfg.NodeID), To: proto.Uint64(id)})
+			}
+		}
+		if len(msgs) > 0 {
+			s.transport.Send(livenessGroup, msgs)
+		}
+	}
 }
 
 // passState is reused between passes to avoid allocations.

@@ -25,6 +25,8 @@ func errorCode(err error) int16 {
 		return kerr.RequestTimedOut.Code
 	case errors.Is(err, context.Canceled):
 		return kerr.RequestTimedOut.Code
+	case errors.Is(err, raftlog.ErrStorage):
+		return kerr.KafkaStorageError.Code
 	case errors.Is(err, raftlog.ErrOutOfOrderSequence):
 		return kerr.OutOfOrderSequenceNumber.Code
 	case errors.Is(err, raftlog.ErrInvalidProducerEpoch):

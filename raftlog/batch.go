@@ -97,11 +97,11 @@ func ParseBatches(records []byte) ([][]byte, []BatchHeader, error) {
 		headers []BatchHeader
 	)
 	for len(records) > 0 {
+		if len(records) > batchMagic && records[batchMagic] != 2 {
+			return nil, nil, fmt.Errorf("%w: magic %d", ErrUnsupportedMagic, records[batchMagic])
+		}
 		if len(records) < BatchHeaderLen {
 			return nil, nil, fmt.Errorf("%w: %d trailing bytes", ErrCorruptBatch, len(records))
-		}
-		if magic := records[batchMagic]; magic != 2 {
-			return nil, nil, fmt.Errorf("%w: magic %d", ErrUnsupportedMagic, magic)
 		}
 		n := int64(int32(binary.BigEndian.Uint32(records[batchLength:]))) + batchLengthOverhead
 		if n < BatchHeaderLen || n > int64(len(records)) {
@@ -112,7 +112,9 @@ func ParseBatches(records []byte) ([][]byte, []BatchHeader, error) {
 			return nil, nil, fmt.Errorf("%w: crc %08x, computed %08x", ErrCorruptBatch, want, got)
 		}
 		h := decodeBatchHeader(b)
-		if h.RecordCount <= 0 || h.LastOffsetDelta < 0 || h.LastOffsetDelta < h.RecordCount-1 {
+		// Offsets come from the last offset delta, so it must match the
+		// record count: a batch may not claim offsets it has no records for.
+		if h.RecordCount <= 0 || h.LastOffsetDelta != h.RecordCount-1 {
 			return nil, nil, fmt.Errorf("%w: %d records, last offset delta %d", ErrCorruptBatch, h.RecordCount, h.LastOffsetDelta)
 		}
 		batches = append(batches, b)

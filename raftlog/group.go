@@ -26,6 +26,10 @@ var ErrGroupClosed = errors.New("raftlog: group closed")
 // because too much is already waiting to commit. Retrying later is safe.
 var ErrProposalDropped = errors.New("raftlog: proposal dropped")
 
+// ErrStorage is returned to proposers whose entry's outcome is unknown
+// because a storage write failed; the broker stops serving after it.
+var ErrStorage = errors.New("raftlog: storage write failed")
+
 // NotLeaderError says which replica leads the group, if known (0 if not).
 type NotLeaderError struct{ Leader uint64 }
 

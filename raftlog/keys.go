@@ -54,13 +54,12 @@ func groupPrefix(id uint64) []byte {
 // groupSpan returns the half-open key span holding everything of group id.
 func groupSpan(id uint64) (start, end []byte) {
 	start = groupPrefix(id)
+	if id == ^uint64(0) {
+		return start, []byte{groupPrefixByte + 1}
+	}
 	end = make([]byte, groupPrefixLen)
 	end[0] = groupPrefixByte
-	if id == ^uint64(0) {
-		end[0]++
-	} else {
-		binary.BigEndian.PutUint64(end[1:], id+1)
-	}
+	binary.BigEndian.PutUint64(end[1:], id+1)
 	return start, end
 }
 

@@ -337,7 +337,7 @@ func (p *Partition) Read(dst []byte, offset int64, maxBytes int) ([]byte, error)
 }
 
 // OffsetForTimestamp returns the offset of the first batch whose max
-// timestamp is at least ts, or the high watermark if there is none.
+// timestamp is at least ts, or -1, -1 if there is none (as Kafka answers).
 // Within a batch it answers the batch's base offset, which is never later
 // than the first record at or after ts.
 func (p *Partition) OffsetForTimestamp(ts int64) (offset int64, timestamp int64, err error) {
@@ -357,7 +357,7 @@ func (p *Partition) OffsetForTimestamp(ts int64) (offset int64, timestamp int64,
 			return int64(base), e.maxTimestamp, err
 		}
 	}
-	return o.HighWatermark, -1, it.Error()
+	return -1, -1, it.Error()
 }
 
 // MaxTimestamp returns the largest record timestamp in the log and the

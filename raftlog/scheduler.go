@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -121,6 +122,9 @@ type Scheduler struct {
 		ticks     uint64
 	}
 	wake chan struct{}
+	// passMu is held during a pass; destroying a group takes it so that no
+	// pass writes the group's keys after they are deleted.
+	passMu sync.Mutex
 
 	stop    context.CancelFunc
 	stopped chan struct{}
@@ -189,6 +193,15 @@ func (s *Scheduler) AddGroup(id uint64, sm StateMachine) (*Group, error) {
 
 // AddGroupWithOptions is AddGroup with options.
 func (s *Scheduler) AddGroupWithOptions(id uint64, sm StateMachine, opts GroupOptions) (*Group, error) {
+	// Check for a running group before reading any state: a running group
+	// moves on between the reads below, which raft would take for a
+	// corrupt log.
+	s.mu.Lock()
+	_, dup := s.mu.groups[id]
+	s.mu.Unlock()
+	if dup {
+		return nil, fmt.Errorf("raftlog: group %d already running", id)
+	}
 	store, err := openLogStore(s.eng, id)
 	if err != nil {
 		return nil, err
@@ -216,9 +229,11 @@ func (s *Scheduler) AddGroupWithOptions(id uint64, sm StateMachine, opts GroupOp
 	}
 	g := &Group{id: id, nodeID: s.cfg.NodeID, sched: s, sm: sm, log: s.log.With("group", id), opts: opts}
 	g.mu.rn = rn
-	// Proposal ids carry the node id so that forwarded proposals never
-	// collide with another node's.
-	g.mu.nextProp = s.cfg.NodeID << 40
+	// Proposal ids start at a random point for every incarnation of the
+	// group, so that an id never matches an entry proposed by another node
+	// (forwarded proposals) or by this node before a restart (an entry
+	// written but not yet committed when the broker crashed).
+	g.mu.nextProp = rand.Uint64()
 	g.mu.store = store
 	g.mu.proposals = make(map[uint64]*proposal)
 	g.mu.applied = applied
@@ -265,6 +280,8 @@ func (s *Scheduler) RemoveGroup(id uint64, destroy bool) error {
 	if !destroy {
 		return nil
 	}
+	s.passMu.Lock()
+	defer s.passMu.Unlock()
 	b := s.eng.NewBatch()
 	defer b.Close()
 	start, end := groupSpan(id)
@@ -408,7 +425,10 @@ func (s *Scheduler) Run(ctx context.Context) error {
 				g.queued = false
 			}
 			s.mu.Unlock()
-			if err := s.runPass(queue, &pass); err != nil {
+			s.passMu.Lock()
+			err := s.runPass(queue, &pass)
+			s.passMu.Unlock()
+			if err != nil {
 				s.fatal = err
 				s.log.Error("raft scheduler stopped: storage write failed", "err", err)
 				return err
@@ -563,20 +583,30 @@ func (s *Scheduler) runPass(groups []*Group, ps *passState) error {
 	ab := s.eng.NewBatch()
 	defer ab.Close()
 	ps.deliveries = ps.deliveries[:0]
+	// failDeliveries completes proposals taken from their groups when the
+	// pass cannot finish: their outcome is unknown to the proposer.
+	failDeliveries := func(err error) error {
+		for _, d := range ps.deliveries {
+			d.p.err = fmt.Errorf("%w: %v", ErrStorage, err)
+			close(d.p.done)
+		}
+		ps.deliveries = ps.deliveries[:0]
+		return err
+	}
 	for i := range ps.readies {
 		r := &ps.readies[i]
 		r.g.mu.Lock()
 		ps.deliveries, err = r.g.applyLocked(ab, &r.rd, ps.deliveries)
 		r.g.mu.Unlock()
 		if err != nil {
-			return err
+			return failDeliveries(err)
 		}
 	}
 	if !ab.Empty() {
 		// Applied state need not be synced: after a crash the group
 		// replays committed entries from the last persisted applied index.
 		if err := ab.Commit(false); err != nil {
-			return fmt.Errorf("raftlog: apply write: %w", err)
+			return failDeliveries(fmt.Errorf("raftlog: apply write: %w", err))
 		}
 	}
 	for i := range ps.readies {

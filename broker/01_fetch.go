@@ -153,6 +153,13 @@ func (b *Broker) readParts(parts []fetchPart, maxBytes int32) (int, []<-chan str
 		if budget < 1 {
 			budget = 1
 		}
+		if fp.offset > o.HighWatermark && !o.CaughtUp {
+			// A new leader whose high watermark still lags what the old
+			// leader acknowledged: wait, do not send the client back to
+			// its reset policy.
+			changed = append(changed, o.Changed)
+			continue
+		}
 		var err error
 		sp.RecordBatches, err = fp.p.Read(sp.RecordBatches[:0], fp.offset, budget)
 		if err != nil {

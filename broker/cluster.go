@@ -45,7 +45,7 @@ func (b *Broker) startCluster() error {
 	if n := b.cfg.RaftNetwork; n != nil {
 		b.transport.set(n.Transport(uint64(b.cfg.NodeID)))
 		n.SetInbound(uint64(b.cfg.NodeID), b.sched)
-		b.raftAddr = "memory"
+		b.raftAddr = "127.0.0.1:1" // unused: the in-memory network routes by node id
 	} else {
 		tt, err := raftlog.NewTCPTransport(raftlog.TCPTransportConfig{
 			NodeID:     uint64(b.cfg.NodeID),

@@ -172,3 +172,100 @@ func TestClusterReplicatesAndFailsOver(t *testing.T) {
 		})
 	}
 }
+
+// TestIsolatedLeaderAcknowledgesNothing cuts a partition leader off from
+// its followers (Raft traffic only, in memory) while a client keeps
+// producing to it: nothing is acknowledged on the isolated side, the
+// majority elects a new leader and accepts writes, and after healing every
+// replica holds the same log.
+func TestIsolatedLeaderAcknowledgesNothing(t *testing.T) {
+	t.Parallel()
+	net := raftlog.NewMemNetwork(1)
+	t.Cleanup(net.Close)
+	brokers := startTestCluster(t, 3, net, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(newClient(t, brokers[0].Addr(), kgo.SeedBrokers(seeds(brokers)...)))
+	if resp, err := adm.CreateTopic(ctx, 1, 3, nil, "isolated"); err != nil || resp.Err != nil {
+		t.Fatalf("create: %v %v", err, resp.Err)
+	}
+	var leader int32
+	waitFor(t, 20*time.Second, "a leader", func() bool {
+		leader = leaderOf(brokers[0], "isolated", 0)
+		return leader > 0
+	})
+	old := brokers[leader-1]
+	var majority []*Broker
+	for _, b := range brokers {
+		if b != old {
+			majority = append(majority, b)
+		}
+	}
+
+	// A client that only knows the old leader, producing without retries
+	// beyond a short delivery timeout.
+	isoClient := newClient(t, old.Addr(), kgo.DefaultProduceTopic("isolated"), kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.RecordDeliveryTimeout(2*time.Second), kgo.DisableIdempotentWrite())
+	if err := isoClient.ProduceSync(ctx, &kgo.Record{Value: []byte("before")}).FirstErr(); err != nil {
+		t.Fatalf("produce before isolation: %v", err)
+	}
+
+	net.Isolate(uint64(old.NodeID()))
+	var isoAcked []string
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i := range 50 {
+		v := fmt.Sprintf("isolated-%d", i)
+		wg.Add(1)
+		isoClient.Produce(ctx, &kgo.Record{Value: []byte(v)}, func(_ *kgo.Record, err error) {
+			defer wg.Done()
+			if err == nil {
+				mu.Lock()
+				isoAcked = append(isoAcked, v)
+				mu.Unlock()
+			}
+		})
+	}
+
+	// The majority elects a new leader and takes writes.
+	waitFor(t, 20*time.Second, "a new leader on the majority side", func() bool {
+		l := leaderOf(majority[0], "isolated", 0)
+		return l > 0 && l != old.NodeID()
+	})
+	majClient := newClient(t, majority[0].Addr(), kgo.SeedBrokers(majority[0].Addr(), majority[1].Addr()),
+		kgo.DefaultProduceTopic("isolated"), kgo.RequiredAcks(kgo.AllISRAcks()))
+	for i := range 20 {
+		if err := majClient.ProduceSync(ctx, &kgo.Record{Value: []byte(fmt.Sprintf("majority-%d", i))}).FirstErr(); err != nil {
+			t.Fatalf("produce on the majority side: %v", err)
+		}
+	}
+	wg.Wait() // every isolated produce has an outcome
+	if len(isoAcked) > 0 {
+		t.Fatalf("the isolated leader acknowledged %d records: %v", len(isoAcked), isoAcked)
+	}
+
+	net.Heal()
+	td := brokers[0].meta.View().Topics["isolated"]
+	var logs []string
+	waitFor(t, 20*time.Second, "every replica holds the same log", func() bool {
+		logs = logs[:0]
+		for _, b := range brokers {
+			rp := b.partition(td.Partitions[0].GroupID)
+			data, err := rp.Read(nil, 0, 1<<30)
+			if err != nil {
+				return false
+			}
+			logs = append(logs, string(data))
+		}
+		return logs[0] == logs[1] && logs[1] == logs[2]
+	})
+	got := consumeAll(t, majority[0].Addr(), "isolated", 21)
+	for _, v := range got[0] {
+		if len(v) > 9 && v[:9] == "isolated-" {
+			t.Fatalf("unacknowledged %s is in the log", v)
+		}
+	}
+	if len(got[0]) != 21 {
+		t.Fatalf("log holds %d records, want 21: %v", len(got[0]), got[0])
+	}
+}

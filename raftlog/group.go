@@ -57,6 +57,13 @@ type StateMachine interface {
 	LeadershipChanged(leader, term uint64)
 }
 
+// appliedTermObserver is implemented by state machines that want to know
+// the term of the last applied entry, data or not: a leader has applied
+// everything committed before it once it applies an entry of its own term.
+type appliedTermObserver interface {
+	AppliedTerm(term uint64)
+}
+
 // Status is a snapshot of a group's Raft state as this replica sees it.
 type Status struct {
 	ID      uint64
@@ -325,6 +332,10 @@ func (g *Group) applyLocked(b storage.Batch, rd *raft.Ready, out []delivery) ([]
 			g.log.Info("configuration changed", "voters", cs.Voters, "learners", cs.Learners)
 		}
 		g.mu.applied = e.GetIndex()
+	}
+	if o, ok := g.sm.(appliedTermObserver); ok {
+		last := rd.CommittedEntries[len(rd.CommittedEntries)-1]
+		o.AppliedTerm(last.GetTerm())
 	}
 	if err := b.Set(appliedKey(g.id), binary.BigEndian.AppendUint64([]byte{1}, g.mu.applied)); err != nil {
 		return out, err

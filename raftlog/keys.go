@@ -20,6 +20,8 @@ import (
 //	g <group u64> o <offset u64>       partition offset index: batch base offset →
 //	                                   Raft index (see offsetIndexValue)
 //	g <group u64> p <producer u64>     idempotent producer state
+//	g <group u64> e <epoch u64>        leader epoch start: the first offset
+//	                                   written in that epoch (u64)
 //	g <group u64> s <name>             state-machine private keys (metadata group)
 //
 // All integers are big-endian so that keys sort numerically. Everything a
@@ -39,6 +41,7 @@ const (
 	suffixOffset     = 'o'
 	suffixProducer   = 'p'
 	suffixPrivate    = 's'
+	suffixEpoch      = 'e'
 	groupPrefixByte  = 'g'
 	groupPrefixLen   = 9
 	groupKeyFixedLen = groupPrefixLen + 1
@@ -85,6 +88,8 @@ func offsetKey(id uint64, offset int64) []byte {
 func producerKey(id uint64, producerID int64) []byte {
 	return groupKeyU64(id, suffixProducer, uint64(producerID))
 }
+
+func epochKey(id uint64, epoch uint64) []byte { return groupKeyU64(id, suffixEpoch, epoch) }
 
 // PrivateKey returns a key in group id's private key space, for state
 // machines (like the metadata group) that keep their own records.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 
 	"github.com/raftka/raftka/storage"
@@ -84,6 +85,8 @@ type Partition struct {
 		// nextOffset is the offset the next accepted batch gets.
 		nextOffset int64
 		producers  map[int64]*producerState
+		// lastEpoch is the epoch (term) of the last accepted batch.
+		lastEpoch uint64
 	}
 
 	mu struct {
@@ -97,6 +100,13 @@ type Partition struct {
 		term           uint64
 		// hwChanged is closed and replaced whenever highWatermark moves.
 		hwChanged chan struct{}
+		// caughtUp is set once this replica applied an entry of its
+		// current term: as leader, its high watermark then covers
+		// everything any earlier leader acknowledged.
+		caughtUp bool
+		// epochs are the leader epochs that wrote batches, with their
+		// first offsets, ascending. Copy-on-write: readers may keep it.
+		epochs []EpochStart
 	}
 }
 
@@ -121,8 +131,30 @@ func OpenPartition(s *Scheduler, id uint64, log *slog.Logger) (*Partition, error
 	return p, nil
 }
 
-// load reads the next offset and producer states from the engine.
+// EpochStart is the first offset written in a leader epoch.
+type EpochStart struct {
+	Epoch       int32
+	StartOffset int64
+}
+
+// load reads the next offset, leader epochs and producer states.
 func (p *Partition) load() error {
+	eit, err := p.eng.NewIter(epochKey(p.groupID, 0), epochKey(p.groupID, ^uint64(0)))
+	if err != nil {
+		return err
+	}
+	for ok := eit.First(); ok; ok = eit.Next() {
+		e, err := decodeU64Suffix(eit.Key())
+		if err != nil || len(eit.Value()) != 8 {
+			eit.Close()
+			return fmt.Errorf("malformed epoch entry: %v", err)
+		}
+		p.mu.epochs = append(p.mu.epochs, EpochStart{Epoch: int32(e), StartOffset: int64(binary.BigEndian.Uint64(eit.Value()))})
+		p.applied.lastEpoch = e
+	}
+	if err := eit.Close(); err != nil {
+		return err
+	}
 	it, err := p.eng.NewIter(offsetKey(p.groupID, 0), offsetKey(p.groupID, -1))
 	if err != nil {
 		return err
@@ -218,6 +250,15 @@ func (p *Partition) Apply(b storage.Batch, index, term uint64, payload []byte) a
 		return AppendResult{Err: err}
 	}
 	p.applied.nextOffset = base + int64(h.LastOffsetDelta) + 1
+	if term > p.applied.lastEpoch {
+		p.applied.lastEpoch = term
+		if err := b.Set(epochKey(p.groupID, term), binary.BigEndian.AppendUint64(nil, uint64(base))); err != nil {
+			return AppendResult{Err: err}
+		}
+		p.mu.Lock()
+		p.mu.epochs = append(slices.Clip(p.mu.epochs), EpochStart{Epoch: int32(term), StartOffset: base})
+		p.mu.Unlock()
+	}
 	if h.Idempotent() {
 		if st == nil {
 			st = &producerState{epoch: h.ProducerEpoch}
@@ -245,9 +286,23 @@ func (p *Partition) Publish() {
 	p.mu.Unlock()
 }
 
+// AppliedTerm notes the term of the last applied entry.
+func (p *Partition) AppliedTerm(term uint64) {
+	p.mu.Lock()
+	if term == p.mu.term && !p.mu.caughtUp {
+		p.mu.caughtUp = true
+		close(p.mu.hwChanged)
+		p.mu.hwChanged = make(chan struct{})
+	}
+	p.mu.Unlock()
+}
+
 // LeadershipChanged implements StateMachine.
 func (p *Partition) LeadershipChanged(leader, term uint64) {
 	p.mu.Lock()
+	if term != p.mu.term {
+		p.mu.caughtUp = false
+	}
 	p.mu.leader, p.mu.term = leader, term
 	// Wake long polls so they re-check leadership.
 	close(p.mu.hwChanged)
@@ -263,6 +318,10 @@ type Offsets struct {
 	// partition leader epoch.
 	LeaderEpoch int32
 	Leader      uint64
+	// CaughtUp is set once the replica applied an entry of the current
+	// term; before that a new leader's high watermark may lag what the
+	// previous leader acknowledged.
+	CaughtUp bool
 	// Changed is closed when any of the above moves.
 	Changed <-chan struct{}
 }
@@ -276,8 +335,37 @@ func (p *Partition) Offsets() Offsets {
 		HighWatermark:  p.mu.highWatermark,
 		LeaderEpoch:    int32(p.mu.term),
 		Leader:         p.mu.leader,
+		CaughtUp:       p.mu.caughtUp,
 		Changed:        p.mu.hwChanged,
 	}
+}
+
+// EndOffsetForEpoch answers OffsetForLeaderEpoch as Kafka does: for the
+// current epoch, the high watermark; for an earlier one, the largest epoch
+// at or below it that wrote batches and the first offset of the next epoch
+// that did; -1, -1 for an epoch older than every batch.
+func (p *Partition) EndOffsetForEpoch(epoch int32) (int32, int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if epoch == int32(p.mu.term) {
+		return epoch, p.mu.highWatermark
+	}
+	floor := -1
+	for i, e := range p.mu.epochs {
+		if e.Epoch <= epoch {
+			floor = i
+		}
+	}
+	if floor < 0 {
+		if len(p.mu.epochs) == 0 && epoch < int32(p.mu.term) {
+			return epoch, p.mu.logStartOffset
+		}
+		return -1, -1
+	}
+	if floor+1 < len(p.mu.epochs) {
+		return p.mu.epochs[floor].Epoch, p.mu.epochs[floor+1].StartOffset
+	}
+	return p.mu.epochs[floor].Epoch, p.mu.highWatermark
 }
 
 // Read appends to dst the committed batches holding offsets from offset on,

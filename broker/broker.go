@@ -515,3 +515,7 @@ func (b *Broker) waitPartitionsLed(ctx context.Context, t *metadata.Topic) {
 		}
 	}
 }
+
+// QuiescedGroups returns how many of this broker's Raft groups are
+// quiesced (idle, not ticking).
+func (b *Broker) QuiescedGroups() int { return b.sched.QuiescedGroups() }

@@ -497,10 +497,13 @@ func (s *Scheduler) tick() {
 				continue
 			}
 		}
-		g.mu.rn.Tick()
+		// Quiesce before ticking: a leader's tick queues heartbeats.
 		if g.maybeQuiesceLeaderLocked() {
 			quiesced++
+			g.mu.Unlock()
+			continue
 		}
+		g.mu.rn.Tick()
 		has := g.mu.rn.HasReady()
 		g.mu.Unlock()
 		if has {
@@ -631,4 +634,15 @@ func (s *Scheduler) runPass(groups []*Group, ps *passState) error {
 	s.metrics.passes.Inc()
 	s.metrics.passReadies.Observe(float64(len(ps.readies)))
 	return nil
+}
+
+// QuiescedGroups returns how many groups are quiesced.
+func (s *Scheduler) QuiescedGroups() int {
+	n := 0
+	for _, g := range s.groups() {
+		if g.Quiesced() {
+			n++
+		}
+	}
+	return n
 }

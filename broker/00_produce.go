@@ -37,6 +37,8 @@ type producePart struct {
 	// waits complete the partition's proposals, one per batch.
 	waits []func(context.Context) (raftlog.AppendResult, error)
 	bytes int
+	// failed is set when a later batch could not be proposed.
+	failed error
 }
 
 func handleProduce(b *Broker, cc *clientConn, kreq kmsg.Request) reply {
@@ -112,7 +114,7 @@ func (b *Broker) proposeProduce(t *metadata.Topic, rp kmsg.ProduceRequestTopicPa
 	if err != nil {
 		return err
 	}
-	limit := t.MaxMessageBytes()
+	limit := b.maxMessageBytes(t)
 	for i, h := range headers {
 		switch {
 		case len(batches[i]) > limit:
@@ -131,6 +133,9 @@ func (b *Broker) proposeProduce(t *metadata.Topic, rp kmsg.ProduceRequestTopicPa
 			if i == 0 {
 				return err
 			}
+			// Earlier batches are on their way; the partition's answer
+			// is this error once they have an outcome.
+			part.failed = err
 			break
 		}
 		part.waits = append(part.waits, wait)
@@ -163,6 +168,12 @@ func (b *Broker) finishProduce(ctx context.Context, part *producePart) {
 			part.resp.LogStartOffset = res.LogStartOffset
 		}
 		b.metrics.producedBatch.WithLabelValues("ok").Inc()
+	}
+	if part.failed != nil {
+		part.resp.ErrorCode = errorCode(part.failed)
+		part.resp.ErrorMessage = errorMessage(part.failed)
+		part.resp.BaseOffset = -1
+		return
 	}
 	b.metrics.producedBytes.Add(float64(part.bytes))
 }

@@ -6,8 +6,8 @@ package broker
 // last stable offset is the same: there are no transactions), -3 (v7+) the
 // offset and timestamp of the record with the largest timestamp; any other
 // timestamp answers the first batch whose max timestamp is at or after it
-// (its base offset, never past the first matching record), or the high
-// watermark with timestamp -1 if there is none.
+// (its base offset, never past the first matching record), or offset and
+// timestamp -1 if there is none, as Kafka answers.
 
 import (
 	"context"

@@ -94,7 +94,7 @@ func (b *Broker) topicMetadata(t *metadata.Topic) kmsg.MetadataResponseTopic {
 	for _, p := range t.Partitions {
 		sp := kmsg.NewMetadataResponseTopicPartition()
 		sp.Partition = p.Index
-		sp.Replicas = p.Replicas
+		sp.Replicas = p.AllReplicas()
 		sp.Leader, sp.LeaderEpoch = -1, -1
 		sp.ISR = nil
 		gossiped, known := b.leaders.get(p.GroupID)

@@ -65,7 +65,7 @@ func (b *Broker) createTopics(ctx context.Context, req *kmsg.CreateTopicsRequest
 				rc.Name = c.Name
 				v, set := t.Configs[c.Name]
 				if !set {
-					v = c.Default
+					v = b.topicConfigDefault(c)
 				}
 				rc.Value = &v
 				rc.Source = 5 // DEFAULT_CONFIG

@@ -51,7 +51,7 @@ func handleDescribeConfigs(b *Broker, cc *clientConn, kreq kmsg.Request) reply {
 					}
 					v, set := t.Configs[c.Name]
 					if !set {
-						v = c.Default
+						v = b.topicConfigDefault(c)
 					}
 					source := kmsg.ConfigSourceDefaultConfig
 					if set {
@@ -108,4 +108,13 @@ func (b *Broker) brokerConfigs() [][2]string {
 		{"num.partitions", strconv.Itoa(int(b.cfg.DefaultPartitions))},
 		{"socket.request.max.bytes", strconv.Itoa(int(b.cfg.MaxFrameBytes))},
 	}
+}
+
+// topicConfigDefault is the value a topic has for c when it sets none:
+// the broker's setting where it has one, else Kafka's default.
+func (b *Broker) topicConfigDefault(c metadata.TopicConfig) string {
+	if c.Name == "max.message.bytes" {
+		return strconv.Itoa(b.cfg.MaxMessageBytes)
+	}
+	return c.Default
 }

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -421,13 +422,11 @@ func (b *Broker) reconcileLoop() {
 
 // reconcile makes the running replicas those v assigns to this broker.
 func (b *Broker) reconcile(v *metadata.View) {
-	want := make(map[uint64][]int32)
+	want := make(map[uint64]metadata.Partition)
 	for _, t := range v.Topics {
 		for _, p := range t.Partitions {
-			for _, r := range p.Replicas {
-				if r == b.cfg.NodeID {
-					want[p.GroupID] = p.Replicas
-				}
+			if slices.Contains(p.AllReplicas(), b.cfg.NodeID) {
+				want[p.GroupID] = p
 			}
 		}
 	}
@@ -447,12 +446,16 @@ func (b *Broker) reconcile(v *metadata.View) {
 			b.log.Error("removing partition replica", "group", id, "err", err)
 		}
 	}
-	for id, replicas := range want {
+	for id, mp := range want {
 		if b.partition(id) != nil {
 			continue
 		}
-		voters := make([]uint64, len(replicas))
-		for i, r := range replicas {
+		// Every replica starts from the configuration the group was
+		// created with; one added by a reassignment then replays the
+		// configuration changes from the leader's log.
+		boot := mp.Bootstrap()
+		voters := make([]uint64, len(boot))
+		for i, r := range boot {
 			voters[i] = uint64(r)
 		}
 		if err := b.sched.Bootstrap(id, voters, nil); err != nil {
@@ -466,7 +469,7 @@ func (b *Broker) reconcile(v *metadata.View) {
 		}
 		// A new group's preferred replica stands for election at once, so
 		// that leadership starts out where placement spread it.
-		if st := p.Group().Status(); len(voters) > 1 && voters[0] == uint64(b.cfg.NodeID) && st.Term == 0 {
+		if st := p.Group().Status(); len(voters) > 1 && voters[0] == uint64(b.cfg.NodeID) && st.Term == 0 && mp.Target == nil {
 			_ = p.Group().Campaign()
 		}
 		b.mu.Lock()

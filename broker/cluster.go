@@ -89,10 +89,14 @@ func (b *Broker) startCluster() error {
 		return fmt.Errorf("gossip: %w (set --gossip-addr)", err)
 	}
 	b.gossip = cl
-	b.wg.Add(3)
+	b.wg.Add(4)
 	go func() {
 		defer b.wg.Done()
 		b.membershipLoop()
+	}()
+	go func() {
+		defer b.wg.Done()
+		b.reassignLoop()
 	}()
 	go func() {
 		defer b.wg.Done()
@@ -234,7 +238,7 @@ func (b *Broker) balanceLeaders() {
 	v := b.meta.View()
 	for _, t := range v.Topics {
 		for _, p := range t.Partitions {
-			if len(p.Replicas) < 2 || p.Replicas[0] == b.cfg.NodeID {
+			if len(p.Replicas) < 2 || p.Replicas[0] == b.cfg.NodeID || p.Target != nil {
 				continue
 			}
 			rp := b.partition(p.GroupID)

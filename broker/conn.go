@@ -132,15 +132,32 @@ func parseRequest(body []byte) (header, kmsg.Request, error) {
 	req := kmsg.RequestForKey(h.key)
 	req.SetVersion(h.version)
 	if req.IsFlexible() {
-		kmsg.SkipTags(&rd)
-		if !rd.Ok() {
-			return h, nil, fmt.Errorf("%w: header tags", errMalformed)
+		if err := skipHeaderTags(&rd); err != nil {
+			return h, nil, err
 		}
 	}
 	if err := req.ReadFrom(rd.Src); err != nil {
 		return h, nil, fmt.Errorf("%w: %s v%d: %v", errMalformed, kmsg.NameForKey(h.key), h.version, err)
 	}
 	return h, req, nil
+}
+
+// skipHeaderTags skips the request header's tagged fields. Unlike
+// kmsg.SkipTags it refuses a tag count larger than the bytes left, which
+// would otherwise loop billions of times on a 15-byte frame.
+func skipHeaderTags(rd *kbin.Reader) error {
+	n := rd.Uvarint()
+	if !rd.Ok() || int(n) > len(rd.Src) {
+		return fmt.Errorf("%w: header claims %d tags in %d bytes", errMalformed, n, len(rd.Src))
+	}
+	for range n {
+		rd.Uvarint()
+		rd.Span(int(rd.Uvarint()))
+		if !rd.Ok() {
+			return fmt.Errorf("%w: header tags", errMalformed)
+		}
+	}
+	return nil
 }
 
 // dispatch parses one frame and runs its handler.
@@ -187,11 +204,22 @@ func unsupportedVersion(h header) (kmsg.Response, bool, error) {
 		return nil, false, fmt.Errorf("%w: negative version %d", errMalformed, v)
 	}
 	proto.SetVersion(v)
+	noCode := fmt.Errorf("%w: %s v%d is not served and its response has no error code to say so", errMalformed, kmsg.NameForKey(h.key), h.version)
 	f := reflect.ValueOf(proto).Elem().FieldByName("ErrorCode")
-	if !f.IsValid() || f.Kind() != reflect.Int16 {
-		return nil, false, fmt.Errorf("%w: %s v%d is not served and has no error code to say so", errMalformed, kmsg.NameForKey(h.key), h.version)
+	if v != h.version || !f.IsValid() || f.Kind() != reflect.Int16 {
+		return nil, false, noCode
 	}
 	f.SetInt(int64(kerr.UnsupportedVersion.Code))
+	// The field exists in the struct at every version but is encoded only
+	// at some: check that the client will see it, else close.
+	check := kmsg.ResponseForKey(h.key)
+	check.SetVersion(v)
+	if err := check.ReadFrom(proto.AppendTo(nil)); err != nil {
+		return nil, false, noCode
+	}
+	if reflect.ValueOf(check).Elem().FieldByName("ErrorCode").Int() != int64(kerr.UnsupportedVersion.Code) {
+		return nil, false, noCode
+	}
 	return proto, proto.IsFlexible(), nil
 }
 
@@ -203,6 +231,15 @@ func (cc *clientConn) writeLoop() {
 	for p := range cc.pending {
 		if broken {
 			continue // drain so the read loop never blocks
+		}
+		// The next reply may wait (a long poll, a commit): what is
+		// already encoded must not wait behind it.
+		if w.Buffered() > 0 {
+			if err := w.Flush(); err != nil {
+				broken = true
+				cc.cancel()
+				continue
+			}
 		}
 		resp := p.reply(cc.ctx)
 		name := kmsg.NameForKey(p.key)

@@ -33,3 +33,12 @@ func checkLeaderEpoch(client, current int32) int16 {
 		return kerr.UnknownLeaderEpoch.Code
 	}
 }
+
+// maxMessageBytes is the largest batch topic t accepts: its
+// max.message.bytes, or the broker's default.
+func (b *Broker) maxMessageBytes(t *metadata.Topic) int {
+	if _, set := t.Configs["max.message.bytes"]; set {
+		return t.MaxMessageBytes()
+	}
+	return b.cfg.MaxMessageBytes
+}

@@ -26,6 +26,8 @@ const (
 	RecordProducerIDsBlock  RecordType = 6
 	RecordBrokerFenced      RecordType = 7
 	RecordBrokerUnfenced    RecordType = 8
+	RecordPartitionReassign RecordType = 9
+	RecordPartitionMoved    RecordType = 10
 )
 
 func (t RecordType) String() string {
@@ -46,6 +48,10 @@ func (t RecordType) String() string {
 		return "BrokerFenced"
 	case RecordBrokerUnfenced:
 		return "BrokerUnfenced"
+	case RecordPartitionReassign:
+		return "PartitionReassign"
+	case RecordPartitionMoved:
+		return "PartitionMoved"
 	}
 	return fmt.Sprintf("RecordType(%d)", byte(t))
 }
@@ -109,6 +115,24 @@ type BrokerUnfenced struct {
 	BrokerID int32 `json:"broker_id"`
 }
 
+// PartitionReassign records that a partition's replicas are to move to
+// Target. The partition's leader carries the move out by Raft
+// configuration changes (new replicas join as learners, are promoted once
+// caught up, then old replicas are removed) and records PartitionMoved.
+type PartitionReassign struct {
+	Topic     string  `json:"topic"`
+	Partition int32   `json:"partition"`
+	Target    []int32 `json:"target"`
+}
+
+// PartitionMoved records that a reassignment finished: the partition's
+// Raft group has exactly Replicas as voters.
+type PartitionMoved struct {
+	Topic     string  `json:"topic"`
+	Partition int32   `json:"partition"`
+	Replicas  []int32 `json:"replicas"`
+}
+
 // EncodeRecord returns the stable encoding of a record.
 func EncodeRecord(r any) ([]byte, error) {
 	var t RecordType
@@ -129,6 +153,10 @@ func EncodeRecord(r any) ([]byte, error) {
 		t = RecordBrokerFenced
 	case *BrokerUnfenced:
 		t = RecordBrokerUnfenced
+	case *PartitionReassign:
+		t = RecordPartitionReassign
+	case *PartitionMoved:
+		t = RecordPartitionMoved
 	default:
 		return nil, fmt.Errorf("metadata: cannot encode %T", r)
 	}
@@ -165,6 +193,10 @@ func DecodeRecord(b []byte) (any, error) {
 		r = &BrokerFenced{}
 	case RecordBrokerUnfenced:
 		r = &BrokerUnfenced{}
+	case RecordPartitionReassign:
+		r = &PartitionReassign{}
+	case RecordPartitionMoved:
+		r = &PartitionMoved{}
 	default:
 		return nil, fmt.Errorf("%w: type %d", ErrUnknownRecord, b[1])
 	}

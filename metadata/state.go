@@ -36,6 +36,33 @@ type Partition struct {
 	Index    int32   `json:"index"`
 	GroupID  uint64  `json:"group_id"`
 	Replicas []int32 `json:"replicas"`
+	// InitialReplicas are the voters the group was created with. A replica
+	// added later starts from this configuration and an empty log, and
+	// replays the configuration changes from the leader.
+	InitialReplicas []int32 `json:"initial_replicas,omitempty"`
+	// Target, while a reassignment is in progress, is where the replicas
+	// are moving to.
+	Target []int32 `json:"target,omitempty"`
+}
+
+// Bootstrap returns the voters a new replica of p starts with.
+func (p Partition) Bootstrap() []int32 {
+	if len(p.InitialReplicas) > 0 {
+		return p.InitialReplicas
+	}
+	return p.Replicas
+}
+
+// AllReplicas returns the replicas and, during a reassignment, the target
+// replicas not among them.
+func (p Partition) AllReplicas() []int32 {
+	out := slices.Clone(p.Replicas)
+	for _, r := range p.Target {
+		if !slices.Contains(out, r) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // Broker is a registered broker.
@@ -111,7 +138,7 @@ func (s *state) apply(b storage.Batch, key func(string) []byte, rec any) (any, e
 		}
 		t := &Topic{Name: r.Name, ID: r.ID, Configs: r.Configs}
 		for i, replicas := range r.Partitions {
-			t.Partitions = append(t.Partitions, Partition{Index: int32(i), GroupID: s.counters.NextGroupID, Replicas: replicas})
+			t.Partitions = append(t.Partitions, Partition{Index: int32(i), GroupID: s.counters.NextGroupID, Replicas: replicas, InitialReplicas: replicas})
 			s.counters.NextGroupID++
 		}
 		s.topics[r.Name] = t
@@ -136,7 +163,7 @@ func (s *state) apply(b storage.Batch, key func(string) []byte, rec any) (any, e
 		t := *old
 		t.Partitions = slices.Clone(old.Partitions)
 		for _, replicas := range r.Partitions {
-			t.Partitions = append(t.Partitions, Partition{Index: int32(len(t.Partitions)), GroupID: s.counters.NextGroupID, Replicas: replicas})
+			t.Partitions = append(t.Partitions, Partition{Index: int32(len(t.Partitions)), GroupID: s.counters.NextGroupID, Replicas: replicas, InitialReplicas: replicas})
 			s.counters.NextGroupID++
 		}
 		s.topics[r.Topic] = &t
@@ -164,6 +191,36 @@ func (s *state) apply(b storage.Batch, key func(string) []byte, rec any) (any, e
 		}
 		s.topics[r.Topic] = &t
 		return &t, putJSON(b, key(keyTopicPrefix+r.Topic), &t)
+
+	case *PartitionReassign, *PartitionMoved:
+		var (
+			topic string
+			index int32
+		)
+		if ra, ok := r.(*PartitionReassign); ok {
+			topic, index = ra.Topic, ra.Partition
+		} else {
+			pm := r.(*PartitionMoved)
+			topic, index = pm.Topic, pm.Partition
+		}
+		old, ok := s.topics[topic]
+		if !ok || index < 0 || int(index) >= len(old.Partitions) {
+			return nil, fmt.Errorf("%w: %s/%d", ErrUnknownTopic, topic, index)
+		}
+		t := *old
+		t.Partitions = slices.Clone(old.Partitions)
+		p := &t.Partitions[index]
+		switch r := r.(type) {
+		case *PartitionReassign:
+			p.Target = slices.Clone(r.Target)
+		case *PartitionMoved:
+			if !slices.Equal(p.Target, r.Replicas) {
+				return nil, fmt.Errorf("metadata: %s/%d: stale reassignment completion", topic, index)
+			}
+			p.Replicas, p.Target = slices.Clone(r.Replicas), nil
+		}
+		s.topics[topic] = &t
+		return &t, putJSON(b, key(keyTopicPrefix+topic), &t)
 
 	case *ProducerIDsBlock:
 		if r.Size <= 0 {

@@ -349,6 +349,51 @@ func rackAlternating(brokers map[int32]*Broker) []int32 {
 	}
 }
 
+// ErrNoReassignment is returned when cancelling a reassignment that is not
+// in progress.
+var ErrNoReassignment = errors.New("metadata: no reassignment in progress")
+
+// ErrInvalidReplicas is returned for a reassignment target that is empty,
+// repeats a broker or names an unknown or fenced broker.
+var ErrInvalidReplicas = errors.New("metadata: invalid replica assignment")
+
+// ReassignPartition starts moving a partition's replicas to target; a nil
+// target cancels a reassignment in progress by moving back to the current
+// replicas.
+func (m *Store) ReassignPartition(ctx context.Context, topic string, partition int32, target []int32) error {
+	v := m.View()
+	t, ok := v.Topics[topic]
+	if !ok || partition < 0 || int(partition) >= len(t.Partitions) {
+		return fmt.Errorf("%w: %s/%d", ErrUnknownTopic, topic, partition)
+	}
+	p := t.Partitions[partition]
+	if target == nil {
+		if p.Target == nil {
+			return fmt.Errorf("%w: %s/%d", ErrNoReassignment, topic, partition)
+		}
+		target = p.Replicas
+	}
+	seen := map[int32]bool{}
+	for _, r := range target {
+		if br := v.Brokers[r]; br == nil || br.Fenced || seen[r] {
+			return fmt.Errorf("%w: broker %d is unknown, fenced or repeated", ErrInvalidReplicas, r)
+		}
+		seen[r] = true
+	}
+	if len(target) == 0 {
+		return fmt.Errorf("%w: no replicas", ErrInvalidReplicas)
+	}
+	_, err := m.propose(ctx, &PartitionReassign{Topic: topic, Partition: partition, Target: target})
+	return err
+}
+
+// CompleteReassignment records that a partition's group now has exactly
+// replicas as voters.
+func (m *Store) CompleteReassignment(ctx context.Context, topic string, partition int32, replicas []int32) error {
+	_, err := m.propose(ctx, &PartitionMoved{Topic: topic, Partition: partition, Replicas: replicas})
+	return err
+}
+
 // FenceBroker records that broker id stopped answering.
 func (m *Store) FenceBroker(ctx context.Context, id int32) error {
 	_, err := m.propose(ctx, &BrokerFenced{BrokerID: id})

@@ -486,3 +486,48 @@ func (g *Group) CaughtUp(node uint64) bool {
 	pr, ok := g.mu.rn.Status().Progress[node]
 	return ok && pr.Match == g.mu.store.lastIndex
 }
+
+// ConfState returns the group's applied configuration.
+func (g *Group) ConfState() (voters, learners []uint64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]uint64(nil), g.mu.store.cs.Voters...), append([]uint64(nil), g.mu.store.cs.Learners...)
+}
+
+// ConfChangeType says how ProposeConfChange changes a group's members.
+type ConfChangeType int
+
+// Configuration changes.
+const (
+	AddLearner ConfChangeType = iota
+	AddVoter
+	RemoveNode
+)
+
+// ProposeConfChange proposes one membership change; only the leader may.
+// Raft ignores a change proposed while another is still being applied, so
+// callers reconcile: propose, wait, look at ConfState, propose again.
+func (g *Group) ProposeConfChange(typ ConfChangeType, node uint64) error {
+	cc := &pb.ConfChange{NodeId: proto.Uint64(node)}
+	switch typ {
+	case AddLearner:
+		cc.Type = pb.ConfChangeAddLearnerNode.Enum()
+	case AddVoter:
+		cc.Type = pb.ConfChangeAddNode.Enum()
+	case RemoveNode:
+		cc.Type = pb.ConfChangeRemoveNode.Enum()
+	}
+	g.mu.Lock()
+	if g.mu.closed || g.mu.state != raft.StateLeader {
+		leader := g.mu.leader
+		g.mu.Unlock()
+		return &NotLeaderError{Leader: leader}
+	}
+	if g.mu.quiesced {
+		g.unquiesceLocked()
+	}
+	err := g.mu.rn.ProposeConfChange(cc)
+	g.mu.Unlock()
+	g.sched.enqueue(g)
+	return err
+}

@@ -53,6 +53,13 @@ keys are the flag names, plus settings without a flag:
   rack: eu-west-1a
   cluster-id: raftka
   metadata-voters: [1]
+  raft-addr: 127.0.0.1:9093
+  advertise-raft-addr: ""
+  gossip-addr: 127.0.0.1:9094
+  join: [127.0.0.1:19094]
+  gossip-preset: lan             # or local: fast failure detection on one machine
+  fence-after: 6s
+  leader-balance-interval: 30s
   max-frame-bytes: 104857600
   max-inflight-requests: 32
   max-message-bytes: 1048588
@@ -72,6 +79,14 @@ An unknown key is an error.`,
   raftka start --data-dir /var/lib/raftka --kafka-addr 0.0.0.0:19092 \
     --advertise-kafka-addr kafka1.example.com:19092 --log-format json
 
+  # A three-broker cluster on one machine (run each in its own terminal)
+  raftka start --node-id 1 --data-dir d1 --kafka-addr 127.0.0.1:9092 --raft-addr 127.0.0.1:9192 \
+    --gossip-addr 127.0.0.1:9292 --admin-addr 127.0.0.1:9644 --metadata-voters 1,2,3 --gossip-preset local
+  raftka start --node-id 2 --data-dir d2 --kafka-addr 127.0.0.1:9093 --raft-addr 127.0.0.1:9193 \
+    --gossip-addr 127.0.0.1:9293 --admin-addr 127.0.0.1:9645 --metadata-voters 1,2,3 --gossip-preset local \
+    --join 127.0.0.1:9292
+  (and node 3 likewise; 'raftka demo' does all of this in one process)
+
   # Settings from a file; the flag wins over the file's node-id
   raftka start --config raftka.yaml --node-id 2`,
 		Args: positional(cobra.NoArgs),
@@ -89,6 +104,11 @@ An unknown key is an error.`,
 	f.BoolVar(&c.AutoCreateTopics, "auto-create-topics", c.AutoCreateTopics, "create unknown topics when clients ask for them")
 	f.Int32Var(&c.DefaultPartitions, "default-partitions", c.DefaultPartitions, "partitions of auto-created topics and of create requests that ask for -1")
 	f.StringVar(&c.Rack, "rack", c.Rack, "rack of this broker, for rack-aware replica placement")
+	f.StringVar(&c.RaftAddr, "raft-addr", c.RaftAddr, "host:port the Raft transport binds, for replication between brokers")
+	f.StringVar(&c.AdvertiseRaftAddr, "advertise-raft-addr", c.AdvertiseRaftAddr, "host:port other brokers use to reach --raft-addr (default: the bound address)")
+	f.StringVar(&c.GossipAddr, "gossip-addr", c.GossipAddr, "host:port the gossip membership (memberlist) binds")
+	f.StringSliceVar(&c.Join, "join", c.Join, "gossip addresses of brokers to join, comma-separated, e.g. 127.0.0.1:9094")
+	f.StringVar(&c.GossipPreset, "gossip-preset", c.GossipPreset, "failure detection timing: lan, or local (fast, for brokers on one machine)")
 	f.Var(idList{&c.MetadataVoters}, "metadata-voters", "broker ids of the controller quorum, comma-separated, e.g. 1,2,3 (default: this broker)")
 	f.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
 	f.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")

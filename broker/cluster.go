@@ -272,6 +272,7 @@ func (b *Broker) controllerLoop() {
 			clear(missing)
 			continue
 		}
+		b.addMetadataLearners()
 		now := time.Now()
 		for id, br := range b.meta.View().Brokers {
 			alive := b.alive(id)
@@ -291,6 +292,24 @@ func (b *Broker) controllerLoop() {
 				}
 			}
 		}
+	}
+}
+
+// addMetadataLearners adds every broker gossip knows that is not yet in
+// the metadata group as a learner, one per call (Raft applies one
+// configuration change at a time): it then receives the metadata log and
+// keeps its own metadata cache, and its proposals are forwarded to the
+// controller.
+func (b *Broker) addMetadataLearners() {
+	voters, learners := b.meta.Group().ConfState()
+	for _, m := range b.gossip.Members() {
+		id := uint64(m.ID)
+		if slices.Contains(voters, id) || slices.Contains(learners, id) {
+			continue
+		}
+		b.log.Info("adding broker to the metadata group as a learner", "broker", m.ID)
+		_ = b.meta.Group().ProposeConfChange(raftlog.AddLearner, id)
+		return
 	}
 }
 

@@ -269,3 +269,29 @@ func TestIsolatedLeaderAcknowledgesNothing(t *testing.T) {
 		t.Fatalf("log holds %d records, want 21: %v", len(got[0]), got[0])
 	}
 }
+
+// TestMetadataLearner runs four brokers with three metadata voters: the
+// fourth joins the metadata group as a learner, registers through the
+// controller, keeps its own metadata cache and serves clients.
+func TestMetadataLearner(t *testing.T) {
+	t.Parallel()
+	brokers := startTestCluster(t, 4, nil, func(c *Config) { c.MetadataVoters = []uint64{1, 2, 3} })
+	learner := brokers[3]
+	voters, learners := learner.meta.Group().ConfState()
+	if len(voters) != 3 || len(learners) != 1 || learners[0] != 4 {
+		t.Fatalf("metadata group: voters %v learners %v, want 3 voters and learner 4", voters, learners)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// Admin requests through the learner reach the controller.
+	adm := kadm.NewClient(newClient(t, learner.Addr()))
+	if resp, err := adm.CreateTopic(ctx, 4, 3, nil, "via-learner"); err != nil || resp.Err != nil {
+		t.Fatalf("create via learner: %v %v", err, resp.Err)
+	}
+	waitFor(t, 10*time.Second, "the learner's metadata to show the topic", func() bool {
+		return learner.meta.View().Topics["via-learner"] != nil
+	})
+	if n := len(learner.meta.View().Brokers); n != 4 {
+		t.Fatalf("learner sees %d brokers, want 4", n)
+	}
+}

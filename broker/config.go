@@ -194,12 +194,16 @@ func (c *Config) Validate() error {
 	if c.DefaultReplicationFactor < 1 {
 		errs = append(errs, fmt.Errorf("default-replication-factor must be >= 1, got %d", c.DefaultReplicationFactor))
 	}
-	found := false
+	seen := map[uint64]bool{}
 	for _, v := range c.MetadataVoters {
-		found = found || v == uint64(c.NodeID)
+		if v == 0 || seen[v] {
+			errs = append(errs, fmt.Errorf("metadata-voters %v: ids must be > 0 and distinct", c.MetadataVoters))
+			break
+		}
+		seen[v] = true
 	}
-	if len(c.MetadataVoters) > 0 && !found {
-		errs = append(errs, fmt.Errorf("metadata-voters %v must include this broker (%d) until learners are supported", c.MetadataVoters, c.NodeID))
+	if len(c.MetadataVoters) > 7 {
+		errs = append(errs, fmt.Errorf("metadata-voters: %d voters; use 1, 3 or 5 (every other broker follows as a learner)", len(c.MetadataVoters)))
 	}
 	for name, addr := range map[string]string{"raft-addr": c.RaftAddr, "gossip-addr": c.GossipAddr} {
 		if _, _, err := net.SplitHostPort(addr); err != nil {

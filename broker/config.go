@@ -80,6 +80,12 @@ type Config struct {
 	// ShutdownTimeout bounds how long Close waits for in-flight requests.
 	ShutdownTimeout time.Duration `yaml:"shutdown-timeout"`
 
+	// UnsafeAckBeforeCommit answers produce requests as soon as their
+	// batches are proposed, before Raft commits them. It exists only to
+	// prove that `raftka chaos` catches lost acknowledged writes; never
+	// use it otherwise.
+	UnsafeAckBeforeCommit bool `yaml:"unsafe-ack-before-commit"`
+
 	// Raft tunes the partition and metadata Raft groups.
 	Raft raftlog.Config `yaml:"-"`
 	// Engine, if set, is used instead of opening Storage; the broker does not

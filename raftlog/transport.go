@@ -407,6 +407,13 @@ func (p *peer) dial() (net.Conn, error) {
 		return nil, fmt.Errorf("no address for node %d", p.id)
 	}
 	d := net.Dialer{Timeout: p.t.cfg.DialTimeout}
+	// Dial from the address we listen on, when it is a specific one, so
+	// that a peer (or a fault-injecting proxy) can tell who connects.
+	if host, _, err := net.SplitHostPort(p.t.ln.Addr().String()); err == nil {
+		if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
+			d.LocalAddr = &net.TCPAddr{IP: ip}
+		}
+	}
 	conn, err := d.DialContext(p.t.ctx, "tcp", addr)
 	if err != nil {
 		return nil, err

@@ -110,6 +110,8 @@ An unknown key is an error.`,
 	f.StringSliceVar(&c.Join, "join", c.Join, "gossip addresses of brokers to join, comma-separated, e.g. 127.0.0.1:9094")
 	f.StringVar(&c.GossipPreset, "gossip-preset", c.GossipPreset, "failure detection timing: lan, or local (fast, for brokers on one machine)")
 	f.Var(idList{&c.MetadataVoters}, "metadata-voters", "broker ids of the controller quorum, comma-separated, e.g. 1,2,3 (default: this broker)")
+	f.BoolVar(&c.UnsafeAckBeforeCommit, "unsafe-ack-before-commit", false, "acknowledge produce requests before Raft commits them: loses data; only for proving chaos checks")
+	_ = f.MarkHidden("unsafe-ack-before-commit")
 	f.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
 	f.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	return s

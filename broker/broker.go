@@ -482,9 +482,10 @@ func (b *Broker) reconcile(v *metadata.View) {
 	b.mu.Unlock()
 }
 
-// waitPartitionsLed waits until every partition of topic has a replica here
-// that leads it, or ctx ends. It lets CreateTopics answer once the topic is
-// usable, so a client that produces right away does not see errors.
+// waitPartitionsLed waits until every partition of topic has a known
+// leader — from Raft for replicas here, from gossip for the others — or ctx
+// ends. It lets CreateTopics answer once the topic is usable, so a client
+// that produces right away does not see errors.
 func (b *Broker) waitPartitionsLed(ctx context.Context, t *metadata.Topic) {
 	for {
 		b.mu.RLock()
@@ -492,6 +493,13 @@ func (b *Broker) waitPartitionsLed(ctx context.Context, t *metadata.Topic) {
 		ready := true
 		var changed []<-chan struct{}
 		for _, p := range t.Partitions {
+			if !slices.Contains(p.AllReplicas(), b.cfg.NodeID) {
+				// Hosted elsewhere: its leader announces itself by gossip.
+				if _, ok := b.leaders.get(p.GroupID); !ok {
+					ready = false
+				}
+				continue
+			}
 			rp := b.mu.partitions[p.GroupID]
 			if rp == nil {
 				ready = false

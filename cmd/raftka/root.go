@@ -39,6 +39,7 @@ over the Kafka protocol ('raftka topic', 'raftka produce', 'raftka consume').`,
 	cf.register(root)
 	root.AddCommand(
 		newStartCmd(e),
+		newDemoCmd(e),
 		newTopicCmd(e, cf),
 		newProduceCmd(e, cf),
 		newConsumeCmd(e, cf),

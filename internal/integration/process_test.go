@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -51,26 +52,31 @@ func freePort(t *testing.T) int {
 // node is one `raftka start` process and the ports it keeps across
 // restarts.
 type node struct {
-	t         *testing.T
-	dataDir   string
-	kafkaPort int
-	adminPort int
-	extra     []string
-	cmd       *exec.Cmd
-	exited    chan error
+	t          *testing.T
+	dataDir    string
+	kafkaPort  int
+	adminPort  int
+	raftPort   int
+	gossipPort int
+	extra      []string
+	cmd        *exec.Cmd
+	exited     chan error
 }
 
 func newNode(t *testing.T, extra ...string) *node {
-	return &node{t: t, dataDir: t.TempDir(), kafkaPort: freePort(t), adminPort: freePort(t), extra: extra}
+	return &node{t: t, dataDir: t.TempDir(), kafkaPort: freePort(t), adminPort: freePort(t),
+		raftPort: freePort(t), gossipPort: freePort(t), extra: extra}
 }
 
-func (n *node) kafkaAddr() string { return "127.0.0.1:" + strconv.Itoa(n.kafkaPort) }
-func (n *node) adminAddr() string { return "127.0.0.1:" + strconv.Itoa(n.adminPort) }
+func (n *node) kafkaAddr() string  { return "127.0.0.1:" + strconv.Itoa(n.kafkaPort) }
+func (n *node) adminAddr() string  { return "127.0.0.1:" + strconv.Itoa(n.adminPort) }
+func (n *node) gossipAddr() string { return "127.0.0.1:" + strconv.Itoa(n.gossipPort) }
 
 // start runs the process and waits until /healthz answers 200.
 func (n *node) start() {
 	n.t.Helper()
-	args := append([]string{"start", "--data-dir", n.dataDir, "--kafka-addr", n.kafkaAddr(), "--admin-addr", n.adminAddr()}, n.extra...)
+	args := append([]string{"start", "--data-dir", n.dataDir, "--kafka-addr", n.kafkaAddr(), "--admin-addr", n.adminAddr(),
+		"--raft-addr", "127.0.0.1:" + strconv.Itoa(n.raftPort), "--gossip-addr", n.gossipAddr(), "--gossip-preset", "local"}, n.extra...)
 	n.cmd = exec.Command(binary, args...)
 	logf, err := os.OpenFile(filepath.Join(n.dataDir, "raftka.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -130,4 +136,67 @@ func (n *node) stop(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("no exit after SIGTERM: %w", ctx.Err())
 	}
+}
+
+// launch runs the process like start but does not wait for /healthz: a
+// broker of a multi-voter cluster is healthy only once a majority of the
+// metadata voters is up, so a cluster's nodes are launched together and
+// then waited for with waitHealthy.
+func (n *node) launch() {
+	n.t.Helper()
+	args := append([]string{"start", "--data-dir", n.dataDir, "--kafka-addr", n.kafkaAddr(), "--admin-addr", n.adminAddr(),
+		"--raft-addr", "127.0.0.1:" + strconv.Itoa(n.raftPort), "--gossip-addr", n.gossipAddr(), "--gossip-preset", "local"}, n.extra...)
+	n.cmd = exec.Command(binary, args...)
+	logf, err := os.OpenFile(filepath.Join(n.dataDir, "raftka.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	n.cmd.Stdout, n.cmd.Stderr = logf, logf
+	if err := n.cmd.Start(); err != nil {
+		n.t.Fatal(err)
+	}
+	n.exited = make(chan error, 1)
+	go func() { n.exited <- n.cmd.Wait(); logf.Close() }()
+	n.t.Cleanup(func() { n.kill() })
+}
+
+// waitHealthy waits until /healthz answers 200, failing the test (with the
+// tail of the log) if the process exits or d passes.
+func (n *node) waitHealthy(d time.Duration) {
+	n.t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		resp, err := http.Get("http://" + n.adminAddr() + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		select {
+		case err := <-n.exited:
+			n.t.Fatalf("raftka exited during startup: %v\n%s", err, n.logTail(100))
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			n.t.Fatalf("raftka did not become healthy in %v\n%s", d, n.logTail(100))
+		}
+	}
+}
+
+// running reports whether the process was started and not yet stopped or
+// killed through the node.
+func (n *node) running() bool { return n.cmd != nil }
+
+// logTail returns the last lines of the process's log.
+func (n *node) logTail(lines int) string {
+	data, err := os.ReadFile(filepath.Join(n.dataDir, "raftka.log"))
+	if err != nil {
+		return fmt.Sprintf("(no log: %v)", err)
+	}
+	all := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(all) > lines {
+		all = append([]string{fmt.Sprintf("... (%d earlier lines)", len(all)-lines)}, all[len(all)-lines:]...)
+	}
+	return strings.Join(all, "\n")
 }

@@ -112,7 +112,7 @@ func (n *node) start() {
 
 // kill sends SIGKILL and waits for the process to go.
 func (n *node) kill() {
-	if n.cmd == nil || n.cmd.ProcessState != nil {
+	if n.cmd == nil {
 		return
 	}
 	_ = n.cmd.Process.Signal(syscall.SIGKILL)

@@ -390,6 +390,7 @@ func (p *Partition) Read(dst []byte, offset int64, maxBytes int) ([]byte, error)
 		ok = it.First()
 	}
 	start := len(dst)
+	var logIt storage.Iterator
 	for ; ok; ok = it.Next() {
 		base, err := decodeU64Suffix(it.Key())
 		if err != nil {
@@ -405,11 +406,20 @@ func (p *Partition) Read(dst []byte, offset int64, maxBytes int) ([]byte, error)
 		if len(dst) > start && len(dst)-start+int(e.size) > maxBytes {
 			break
 		}
-		v, err := p.eng.Get(logKey(p.groupID, e.raftIndex))
-		if err != nil {
-			return dst, fmt.Errorf("partition group %d: offset %d at raft index %d: %w", p.groupID, base, e.raftIndex, err)
+		// One iterator over the log for the whole read: entries are read
+		// in index order and copied once, straight into dst.
+		if logIt == nil {
+			logIt, err = p.eng.NewIter(logKey(p.groupID, e.raftIndex), logKey(p.groupID, ^uint64(0)))
+			if err != nil {
+				return dst, err
+			}
+			defer logIt.Close()
 		}
-		_, term, data, err := decodeEntryValue(v)
+		key := logKey(p.groupID, e.raftIndex)
+		if !logIt.SeekGE(key) || string(logIt.Key()) != string(key) {
+			return dst, fmt.Errorf("partition group %d: offset %d at raft index %d: %w", p.groupID, base, e.raftIndex, storage.ErrNotFound)
+		}
+		_, term, data, err := decodeEntryValue(logIt.Value())
 		if err != nil || len(data) < envelopeHeader+1+BatchHeaderLen {
 			return dst, fmt.Errorf("partition group %d: raft index %d: %w", p.groupID, e.raftIndex, errCorruptEntry)
 		}

@@ -43,6 +43,7 @@ over the Kafka protocol ('raftka topic', 'raftka produce', 'raftka consume').`,
 		newTopicCmd(e, cf),
 		newProduceCmd(e, cf),
 		newConsumeCmd(e, cf),
+		newBenchCmd(e, cf),
 		newVersionCmd(e),
 	)
 	return root

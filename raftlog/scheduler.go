@@ -220,9 +220,14 @@ func (s *Scheduler) AddGroupWithOptions(id uint64, sm StateMachine, opts GroupOp
 		MaxCommittedSizePerReady:  64 << 20,
 		MaxUncommittedEntriesSize: s.cfg.MaxUncommittedBytes,
 		MaxInflightMsgs:           s.cfg.MaxInflightMsgs,
-		CheckQuorum:               true,
-		PreVote:                   true,
-		Logger:                    raftLogger{s.log.With("group", id)},
+		// Bound the bytes in flight to one follower too, well under the
+		// transport's per-peer queue, so that a busy group slows down
+		// instead of overflowing the queue (a drop sends the follower back
+		// to slow probing).
+		MaxInflightBytes: 8 << 20,
+		CheckQuorum:      true,
+		PreVote:          true,
+		Logger:           raftLogger{s.log.With("group", id)},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("raftlog: group %d: %w", id, err)

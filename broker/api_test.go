@@ -81,6 +81,15 @@ func TestApiVersionsListsServedKeys(t *testing.T) {
 		1:  {4, 16}, // Fetch
 		2:  {1, 8},  // ListOffsets
 		3:  {0, 12}, // Metadata
+		8:  {0, 8},  // OffsetCommit
+		9:  {0, 8},  // OffsetFetch
+		10: {0, 4},  // FindCoordinator
+		11: {0, 9},  // JoinGroup
+		12: {0, 4},  // Heartbeat
+		13: {0, 5},  // LeaveGroup
+		14: {0, 5},  // SyncGroup
+		15: {0, 5},  // DescribeGroups
+		16: {0, 4},  // ListGroups
 		18: {0, 3},  // ApiVersions
 		19: {0, 7},  // CreateTopics
 		20: {0, 6},  // DeleteTopics
@@ -88,8 +97,10 @@ func TestApiVersionsListsServedKeys(t *testing.T) {
 		23: {0, 4},  // OffsetForLeaderEpoch
 		32: {0, 4},  // DescribeConfigs
 		37: {0, 3},  // CreatePartitions
+		42: {0, 2},  // DeleteGroups
 		45: {0, 0},  // AlterPartitionReassignments
 		46: {0, 0},  // ListPartitionReassignments
+		47: {0, 0},  // OffsetDelete
 		60: {0, 1},  // DescribeCluster
 	}
 	// The registry is what ApiVersions is built from.

@@ -220,6 +220,7 @@ func (b *Broker) Start() error {
 		b.closeEngine()
 		return err
 	}
+	b.startGroups()
 	b.wg.Add(2)
 	b.conns.Add(1) // the accept loop counts as a connection: it must end first
 	go func() {

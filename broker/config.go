@@ -96,6 +96,13 @@ type Config struct {
 	RaftNetwork *raftlog.MemNetwork `yaml:"-"`
 	// Logger receives the broker's logs; nil means slog.Default().
 	Logger *slog.Logger `yaml:"-"`
+
+	// OffsetsTopicPartitions is the partition count of __consumer_offsets
+	// when a broker creates it (Kafka's offsets.topic.num.partitions).
+	OffsetsTopicPartitions int32 `yaml:"offsets-topic-partitions"`
+	// OffsetsRetention is how long committed offsets of an empty group
+	// are kept (Kafka's offsets.retention.minutes).
+	OffsetsRetention time.Duration `yaml:"offsets-retention"`
 }
 
 // DefaultConfig returns the defaults of `raftka start`.
@@ -125,6 +132,9 @@ func DefaultConfig() Config {
 		FenceAfter:            6 * time.Second,
 		LeaderBalanceInterval: 30 * time.Second,
 		Raft:                  raftlog.DefaultConfig(1),
+		// Kafka's defaults: 50 partitions, 7 days.
+		OffsetsTopicPartitions: 50,
+		OffsetsRetention:       7 * 24 * time.Hour,
 	}
 }
 
@@ -142,6 +152,8 @@ func TestConfig() Config {
 	c.FenceAfter = 2 * time.Second
 	c.LeaderBalanceInterval = time.Second
 	c.Raft.TickInterval = 10 * time.Millisecond
+	// Fewer Raft groups for __consumer_offsets: tests start many brokers.
+	c.OffsetsTopicPartitions = 4
 	return c
 }
 

@@ -15,10 +15,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// errGroupsUnsupported is the answer to --group until the broker serves the
-// consumer group APIs.
-var errGroupsUnsupported = errors.New("consumer groups are not supported yet")
-
 func newConsumeCmd(e *env, cf *clientFlags) *cobra.Command {
 	var (
 		fromBeginning bool
@@ -36,6 +32,12 @@ value and a newline). Like kafka-console-consumer, it starts at the end of each
 partition and prints only new records, unless --from-beginning or --offset say
 otherwise. It runs until Ctrl-C, or until it has printed -n records.
 
+With --group it consumes as a member of a consumer group: the group's members
+share the topic's partitions, and each starts where the group last committed
+(--from-beginning or --offset say where to start in partitions the group has
+never committed). It commits what it printed as it goes and when it exits, so
+the next run with the same group goes on from there.
+
 --format is a template: %v value, %k key, %p partition, %o offset,
 %t timestamp (milliseconds since the Unix epoch), %% a percent sign; \n, \t,
 \r and \\ are a newline, a tab, a carriage return and a backslash.`,
@@ -49,13 +51,13 @@ otherwise. It runs until Ctrl-C, or until it has printed -n records.
   raftka consume orders --partition 2 --offset 100 --format '%p/%o %k=%v\n'
 
   # The last 5 records of each partition
-  raftka consume orders --offset -5`,
+  raftka consume orders --offset -5
+
+  # As a member of a group: run it twice to share the partitions
+  raftka consume orders --group orders-readers --from-beginning`,
 		Args: positional(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			topic := args[0]
-			if group != "" {
-				return &exitCodeError{code: exitUsage, err: errGroupsUnsupported}
-			}
 			f := cmd.Flags()
 			if fromBeginning && f.Changed("offset") {
 				return usageError(cmd, "give --from-beginning or --offset, not both")
@@ -80,10 +82,18 @@ otherwise. It runs until Ctrl-C, or until it has printed -n records.
 			if manual && partition < 0 {
 				return usageError(cmd, "--partition must be >= 0, got %d", partition)
 			}
+			if manual && group != "" {
+				return usageError(cmd, "give --partition or --group, not both: a group assigns partitions to its members")
+			}
 
 			opts := []kgo.Opt{kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(start)}
 			if manual {
 				opts = []kgo.Opt{kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: start}})}
+			}
+			if group != "" {
+				// Commit only what was printed: with -n, a poll may return
+				// records this run will not print.
+				opts = append(opts, kgo.ConsumerGroup(group), kgo.AutoCommitMarks())
 			}
 			cl, err := cf.newClient(opts...)
 			if err != nil {
@@ -95,8 +105,22 @@ otherwise. It runs until Ctrl-C, or until it has printed -n records.
 			if err := checkConsumable(ctx, cf, cl, topic, partition, manual); err != nil {
 				return cf.explain(err)
 			}
-			n, err := consumeRecords(ctx, cl, e.stdout, tmpl, maxRecords)
+			var printed func(*kgo.Record)
+			if group != "" {
+				printed = func(r *kgo.Record) { cl.MarkCommitRecords(r) }
+			}
+			n, err := consumeRecords(ctx, cl, e.stdout, tmpl, maxRecords, printed)
 			fmt.Fprintf(e.stderr, "consumed %d records\n", n)
+			if group != "" {
+				// Commit what was printed before leaving the group, even
+				// after Ctrl-C.
+				cctx, cancel := context.WithTimeout(context.Background(), cf.timeout)
+				cerr := cl.CommitMarkedOffsets(cctx)
+				cancel()
+				if cerr != nil && err == nil {
+					err = fmt.Errorf("committing the offsets of group %q: %w", group, cerr)
+				}
+			}
 			if err != nil {
 				return cf.explain(err)
 			}
@@ -110,7 +134,7 @@ otherwise. It runs until Ctrl-C, or until it has printed -n records.
 	f.StringVarP(&offset, "offset", "o", "", "start offset: a number, -N for the last N records, earliest or latest")
 	format = `%v\n`
 	f.VarP(templateFlag{&format}, "format", "f", "output template; see above")
-	f.StringVarP(&group, "group", "g", "", "consumer group (not supported yet)")
+	f.StringVarP(&group, "group", "g", "", "consume as a member of this consumer group, committing offsets")
 	return cmd
 }
 
@@ -157,8 +181,9 @@ func checkConsumable(ctx context.Context, cf *clientFlags, cl *kgo.Client, topic
 
 // consumeRecords prints records with tmpl until ctx ends or, if max > 0,
 // max records are printed. It returns how many it printed, and the first
-// fetch error the client cannot retry.
-func consumeRecords(ctx context.Context, cl *kgo.Client, out io.Writer, tmpl recordFormat, max int) (int, error) {
+// fetch error the client cannot retry. printed, if set, is called for each
+// record once its output is flushed.
+func consumeRecords(ctx context.Context, cl *kgo.Client, out io.Writer, tmpl recordFormat, max int, printed func(*kgo.Record)) (int, error) {
 	w := bufio.NewWriter(out)
 	var buf []byte
 	n := 0
@@ -174,15 +199,23 @@ func consumeRecords(ctx context.Context, cl *kgo.Client, out io.Writer, tmpl rec
 			}
 		})
 		iter := fetches.RecordIter()
+		var batch []*kgo.Record
 		for !iter.Done() && (max == 0 || n < max) {
-			buf = tmpl.append(buf[:0], iter.Next())
+			r := iter.Next()
+			buf = tmpl.append(buf[:0], r)
 			if _, err := w.Write(buf); err != nil {
 				return n, err
 			}
+			batch = append(batch, r)
 			n++
 		}
 		if err := w.Flush(); err != nil {
 			return n, err
+		}
+		if printed != nil {
+			for _, r := range batch {
+				printed(r)
+			}
 		}
 		if fatal != nil {
 			return n, fatal

@@ -43,7 +43,9 @@ over the Kafka protocol ('raftka topic', 'raftka produce', 'raftka consume').`,
 		newTopicCmd(e, cf),
 		newProduceCmd(e, cf),
 		newConsumeCmd(e, cf),
+		newGroupCmd(e, cf),
 		newBenchCmd(e, cf),
+		newChaosCmd(e, cf),
 		newVersionCmd(e),
 	)
 	return root

@@ -44,7 +44,7 @@ type Proxy struct {
 
 	mu struct {
 		sync.Mutex
-		ln      net.Listener // nil while down
+		ln      net.Listener         // nil while down
 		blocked map[string]BlockMode // source IP (or AnySource) → mode
 		latency time.Duration
 		conns   map[*proxyConn]struct{}

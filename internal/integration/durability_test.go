@@ -42,10 +42,14 @@ func readAll(t *testing.T, addr, topic string) map[string]int {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	ends, err := kadm.NewClient(client(t, addr)).ListEndOffsets(ctx, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Right after a restart the partitions may still be electing leaders.
+	adm := kadm.NewClient(client(t, addr))
+	var ends kadm.ListedOffsets
+	var err error
+	waitUntil(t, 30*time.Second, "end offsets of "+topic, func() bool {
+		ends, err = adm.ListEndOffsets(ctx, topic)
+		return err == nil && ends.Error() == nil
+	})
 	want := int64(0)
 	ends.Each(func(o kadm.ListedOffset) { want += o.Offset })
 	c := client(t, addr, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))

@@ -450,22 +450,26 @@ func (c *checker) checkPolls(ops []Op) {
 }
 
 // checkCommits checks that each group's committed offsets only move
-// forward: successful commits in the order they completed, and read-backs
-// in the order they were made.
+// forward: successful commits (of all members) in the order they
+// completed, and each member's read-backs in the order it made them.
 func (c *checker) checkCommits(ops []Op) {
 	type key struct {
 		group     string
 		partition int32
 		kind      string
+		process   string // of read-backs only
 	}
 	high := map[key]Op{}
 	for _, op := range ops {
 		var k key
 		switch {
 		case op.Type == OpCommit && op.Outcome == OutcomeOK:
-			k = key{op.Group, op.Partition, OpCommit}
+			k = key{op.Group, op.Partition, OpCommit, ""}
 		case op.Type == OpCommitted && op.Offset >= 0:
-			k = key{op.Group, op.Partition, OpCommitted}
+			// Read-backs by different members may be answered in
+			// another order than they are written down; each
+			// member's own are in order.
+			k = key{op.Group, op.Partition, OpCommitted, op.Process}
 		default:
 			continue
 		}

@@ -269,10 +269,10 @@ func (p *Proxy) serve(c *proxyConn) {
 		<-healed
 		return
 	}
-	server, err := net.DialTimeout("tcp", p.target, 2*time.Second)
+	server, err := p.dialTarget(c)
 	if err != nil {
-		// The broker is down: the client sees its connection close, as
-		// it would see a refused connection.
+		// Still nothing behind the proxy: the client sees its
+		// connection close.
 		return
 	}
 	c.mu.Lock()
@@ -292,6 +292,29 @@ func (p *Proxy) serve(c *proxyConn) {
 	<-done
 	c.close()
 	<-done
+}
+
+// dialTarget connects to the target, retrying for a few seconds: a proxy
+// is up again as soon as its broker is relaunched (the broker needs its
+// Raft proxy to start), and a client that connects before the broker
+// listens should see a slow accept, not a connection that opens and
+// closes (which clients take for a protocol or TLS mismatch).
+func (p *Proxy) dialTarget(c *proxyConn) (net.Conn, error) {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		server, err := net.DialTimeout("tcp", p.target, 2*time.Second)
+		if err == nil || time.Now().After(deadline) {
+			return server, err
+		}
+		p.mu.Lock()
+		_, open := p.mu.conns[c]
+		closed := p.mu.closed
+		p.mu.Unlock()
+		if !open || closed {
+			return nil, err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 type chunk struct {

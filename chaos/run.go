@@ -56,13 +56,13 @@ type Config struct {
 	// Partitions and Replicas of the topic.
 	Partitions int32
 	Replicas   int16
-	// Producers, Readers and the consumer-group reader (Group, empty for
-	// none) of the workload; Rate is the sends per second of all
-	// producers.
-	Producers int
-	Readers   int
-	Group     bool
-	Rate      int
+	// Producers, Readers (assigning every partition) and GroupReaders
+	// (members of one consumer group, 0 for none) of the workload; Rate is
+	// the sends per second of all producers.
+	Producers    int
+	Readers      int
+	GroupReaders int
+	Rate         int
 	// Settle is the time before the first fault, and Recover how long
 	// producers keep writing after everything healed.
 	Settle  time.Duration
@@ -89,7 +89,8 @@ func DefaultConfig() Config {
 		Replicas:   3,
 		Producers:  3,
 		Readers:    2,
-		Group:      true,
+		// Two members, so that faults cause rebalances.
+		GroupReaders: 2,
 		// Enough to keep every partition busy without saturating a
 		// laptop that runs all brokers and the harness.
 		Rate:     300,
@@ -146,6 +147,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Producers < 1 {
 		errs = append(errs, fmt.Errorf("producers must be >= 1, got %d", c.Producers))
+	}
+	if c.GroupReaders < 0 {
+		errs = append(errs, fmt.Errorf("group readers must be >= 0, got %d", c.GroupReaders))
 	}
 	if c.Readers < 1 {
 		errs = append(errs, fmt.Errorf("readers must be >= 1, got %d", c.Readers))
@@ -257,14 +261,16 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	wcfg := WorkloadConfig{Brokers: brokers, Topic: cfg.Topic, Partitions: cfg.Partitions,
 		Producers: cfg.Producers, Readers: cfg.Readers, Rate: cfg.Rate,
 		PoisonEvery: time.Second, PoisonBytes: 2 * poisonLimit, History: h, Logger: log}
-	if cfg.Group {
+	if cfg.GroupReaders > 0 {
 		wcfg.Group = cfg.Topic + "-group"
+		wcfg.GroupReaders = cfg.GroupReaders
 	}
 	w, err := StartWorkload(ctx, wcfg)
 	if err != nil {
 		return nil, err
 	}
-	say("workload started: %d producers at %d/s, %d readers; faults for %v, seed %d", cfg.Producers, cfg.Rate, cfg.Readers, cfg.Duration, cfg.Seed)
+	say("workload started: %d producers at %d/s, %d readers, %d group readers; faults for %v, seed %d",
+		cfg.Producers, cfg.Rate, cfg.Readers, w.GroupReaders(), cfg.Duration, cfg.Seed)
 
 	began := time.Now()
 	runSchedule(ctx, began, cfg.Duration, schedule, cfg.Overlap, nemesis, h, log, say)

@@ -45,14 +45,16 @@ func TestRunAgainstKfake(t *testing.T) {
 	cfg.Out = out
 	var progress bytes.Buffer
 	cfg.Progress = &progress
+	began := time.Now()
 	res, err := Run(context.Background(), cfg)
+	t.Logf("run took %v", time.Since(began).Round(time.Millisecond))
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, progress.String())
 	}
 	var report bytes.Buffer
 	res.WriteText(&report)
 	if !res.Valid() {
-		t.Fatalf("healthy fake cluster found invalid:\n%s", report.String())
+		t.Fatalf("healthy fake cluster found invalid:\n%s\n%s", report.String(), progress.String())
 	}
 	st := res.Stats
 	if st.SendsOK < 500 || st.Polls < st.SendsOK || st.Commits == 0 || st.Faults == 0 {

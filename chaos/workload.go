@@ -25,9 +25,10 @@ type WorkloadConfig struct {
 	// Readers is the number of readers that assign every partition and
 	// read from offset 0.
 	Readers int
-	// Group is the consumer group of the group reader; empty runs none.
-	// The reader runs only if the cluster answers FindCoordinator.
-	Group string
+	// Group is the consumer group of the GroupReaders; empty runs none.
+	// They run only if the cluster answers FindCoordinator.
+	Group        string
+	GroupReaders int
 	// Rate is the sends per second of all producers together.
 	Rate int
 	// PoisonEvery sends, once per this interval, a record larger than
@@ -96,17 +97,19 @@ func StartWorkload(ctx context.Context, cfg WorkloadConfig) (*Workload, error) {
 		}
 		w.startReader(r)
 	}
-	if cfg.Group != "" {
+	if cfg.Group != "" && cfg.GroupReaders > 0 {
 		if err := probeGroups(ctx, cfg.Brokers, cfg.Group); err != nil {
-			note := fmt.Sprintf("consumer-group reader skipped: the cluster does not serve consumer groups (%v)", err)
+			note := fmt.Sprintf("consumer-group readers skipped: the cluster does not serve consumer groups (%v)", err)
 			w.log.Warn(note)
 			w.h.Append(Op{Type: OpNote, Process: "g1", Error: note})
 		} else {
-			r, err := w.newGroupReader("g1")
-			if err != nil {
-				return nil, err
+			for i := range cfg.GroupReaders {
+				r, err := w.newGroupReader(fmt.Sprintf("g%d", i+1))
+				if err != nil {
+					return nil, err
+				}
+				w.startReader(r)
 			}
-			w.startReader(r)
 		}
 	}
 	rate := max(cfg.Rate/max(cfg.Producers, 1), 1)
@@ -467,6 +470,17 @@ func (w *Workload) observeCommitted(r *reader) {
 	})
 }
 
+// GroupReaders returns how many consumer-group readers run.
+func (w *Workload) GroupReaders() int {
+	n := 0
+	for _, r := range w.readers {
+		if r.group {
+			n++
+		}
+	}
+	return n
+}
+
 // StopProducing stops the producers: each flushes what it buffered (for up
 // to 20 s) and closes. It returns when all are done.
 func (w *Workload) StopProducing() {
@@ -554,6 +568,9 @@ func (w *Workload) CatchUp(ends map[int32]int64, d time.Duration) {
 	deadline := time.Now().Add(d)
 	done := func() bool {
 		for _, r := range w.readers {
+			if r.group {
+				continue // it may own only some partitions
+			}
 			for p, end := range ends {
 				if r.position(p) < end {
 					return false

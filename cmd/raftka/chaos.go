@@ -38,7 +38,8 @@ its own loopback address 127.0.0.(10+i), with a TCP proxy in front of each
 broker's Raft and Kafka listeners through which it partitions and slows the
 network. It creates a topic, starts idempotent acks=all producers writing
 unique values, readers that assign every partition and read from the start,
-and a consumer-group reader if the cluster serves groups. Faults follow a
+and readers in a consumer group (committing every second) if the cluster
+serves groups. Faults follow a
 schedule derived from --seed for --duration:
 
   kill         SIGKILL a broker; restart it when the fault heals
@@ -103,7 +104,7 @@ CHAOS_FAULT=all.
 	f.Int16Var(&c.Replicas, "replicas", c.Replicas, "replication factor of the test topic (default: 3, or --nodes if fewer)")
 	f.IntVar(&c.Producers, "producers", c.Producers, "idempotent acks=all producers")
 	f.IntVar(&c.Readers, "readers", c.Readers, "readers that assign every partition (no group)")
-	f.BoolVar(&c.Group, "group", c.Group, "also read in a consumer group, if the cluster serves groups")
+	f.IntVar(&c.GroupReaders, "group-readers", c.GroupReaders, "members of a consumer group reading the topic, if the cluster serves groups; 0 for none")
 	f.IntVar(&c.Rate, "rate", c.Rate, "records per second, all producers together")
 	f.DurationVar(&c.CatchUp, "catch-up", c.CatchUp, "how long readers may take to reach the end offsets after healing")
 	f.IntVar(&c.Examples, "examples", c.Examples, "examples to show per anomaly kind")

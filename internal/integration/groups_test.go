@@ -248,17 +248,22 @@ func TestGroupCoordinatorSIGKILL(t *testing.T) {
 	all = append(all, <-produced...)
 
 	waitUntil(t, 90*time.Second, "every record consumed after the SIGKILL", func() bool { return count() >= len(all) })
-	survivors := kadm.NewClient(clusterClient(t, c.seeds()))
 	var after kadm.OffsetResponses
-	survivorsCl := clusterClient(t, c.seeds())
 	eventually(t, 30*time.Second, "the new coordinator's offsets", func(ctx context.Context) error {
-		var err error
-		after, err = survivors.FetchOffsets(ctx, group)
+		// A new client each time: one that learned the killed broker's
+		// address before it was fenced keeps trying it for a while.
+		cl, err := kgo.NewClient(kgo.SeedBrokers(c.seeds()...))
 		if err != nil {
-			err = fmt.Errorf("%w (%s)", err, coordinatorViews(ctx, survivorsCl, group, coord))
+			return err
+		}
+		defer cl.Close()
+		after, err = kadm.NewClient(cl).FetchOffsets(ctx, group)
+		if err != nil {
+			err = fmt.Errorf("%w (%s)", err, coordinatorViews(ctx, cl, group, coord))
 		}
 		return err
 	})
+	survivors := kadm.NewClient(clusterClient(t, c.seeds()))
 	before.Each(func(o kadm.OffsetResponse) {
 		if a, ok := after.Lookup(o.Topic, o.Partition); !ok || a.At < o.At {
 			t.Errorf("partition %d: committed %d before the SIGKILL, %d after", o.Partition, o.At, a.At)

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/raftka/raftka/bench"
 	"io"
 	"sync"
 
@@ -191,17 +192,9 @@ loop:
 
 // compressionCodec returns the kgo codec named by --compression.
 func compressionCodec(name string) (kgo.CompressionCodec, error) {
-	switch name {
-	case "none", "":
-		return kgo.NoCompression(), nil
-	case "gzip":
-		return kgo.GzipCompression(), nil
-	case "snappy":
-		return kgo.SnappyCompression(), nil
-	case "lz4":
-		return kgo.Lz4Compression(), nil
-	case "zstd":
-		return kgo.ZstdCompression(), nil
+	c, err := bench.CompressionCodec(name)
+	if err != nil {
+		return c, fmt.Errorf("--%w", err) // the flag's name, as the user typed it
 	}
-	return kgo.CompressionCodec{}, fmt.Errorf("--compression must be none, gzip, snappy, lz4 or zstd, got %q", name)
+	return c, nil
 }

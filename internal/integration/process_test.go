@@ -75,39 +75,8 @@ func (n *node) gossipAddr() string { return "127.0.0.1:" + strconv.Itoa(n.gossip
 // start runs the process and waits until /healthz answers 200.
 func (n *node) start() {
 	n.t.Helper()
-	args := append([]string{"start", "--data-dir", n.dataDir, "--kafka-addr", n.kafkaAddr(), "--admin-addr", n.adminAddr(),
-		"--raft-addr", "127.0.0.1:" + strconv.Itoa(n.raftPort), "--gossip-addr", n.gossipAddr(), "--gossip-preset", "local"}, n.extra...)
-	n.cmd = exec.Command(binary, args...)
-	logf, err := os.OpenFile(filepath.Join(n.dataDir, "raftka.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		n.t.Fatal(err)
-	}
-	n.cmd.Stdout, n.cmd.Stderr = logf, logf
-	if err := n.cmd.Start(); err != nil {
-		n.t.Fatal(err)
-	}
-	n.exited = make(chan error, 1)
-	go func() { n.exited <- n.cmd.Wait(); logf.Close() }()
-	n.t.Cleanup(func() { n.kill() })
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get("http://" + n.adminAddr() + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		select {
-		case err := <-n.exited:
-			log, _ := os.ReadFile(filepath.Join(n.dataDir, "raftka.log"))
-			n.t.Fatalf("raftka exited during startup: %v\n%s", err, log)
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			n.t.Fatal("raftka did not become healthy in 30s")
-		}
-	}
+	n.launch()
+	n.waitHealthy(30 * time.Second)
 }
 
 // kill sends SIGKILL and waits for the process to go.

@@ -71,6 +71,11 @@ func handleProduce(b *Broker, cc *clientConn, kreq kmsg.Request) reply {
 				sp.ErrorMessage = strPtr("transactions are not supported by this broker yet")
 				continue
 			}
+			if isInternalTopic(rt.Topic) {
+				err := errInternalTopic(rt.Topic, "produce to")
+				sp.ErrorCode, sp.ErrorMessage = errorCode(err), errorMessage(err)
+				continue
+			}
 			part := &producePart{resp: sp}
 			if err := b.proposeProduce(t, rp, part); err != nil {
 				sp.ErrorCode = errorCode(err)

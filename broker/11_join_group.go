@@ -41,7 +41,7 @@ func handleJoinGroup(b *Broker, cc *clientConn, kreq kmsg.Request) reply {
 	if code != 0 {
 		return fail(code)
 	}
-	client := coordinator.Client{Host: cc.clientHost()}
+	client := coordinator.Client{ID: cc.clientID, Host: cc.clientHost()}
 	wait := submit(r, func(s *coordinator.Shard, now time.Time, respond func(*kmsg.JoinGroupResponse)) {
 		s.JoinGroup(now, client, req, respond)
 	})

@@ -56,6 +56,12 @@ func handleDeleteTopics(b *Broker, cc *clientConn, kreq kmsg.Request) reply {
 			}
 			name := t.Name
 			st.Topic, st.TopicID = &name, t.ID
+			if isInternalTopic(name) {
+				err := errInternalTopic(name, "delete")
+				st.ErrorCode, st.ErrorMessage = errorCode(err), errorMessage(err)
+				resp.Topics = append(resp.Topics, st)
+				continue
+			}
 			if _, err := b.meta.DeleteTopic(ctx, t.Name); err != nil {
 				st.ErrorCode = controllerErrorCode(err)
 				st.ErrorMessage = errorMessage(err)

@@ -30,6 +30,12 @@ func handleCreatePartitions(b *Broker, cc *clientConn, kreq kmsg.Request) reply 
 		for _, rt := range req.Topics {
 			st := kmsg.NewCreatePartitionsResponseTopic()
 			st.Topic = rt.Topic
+			if isInternalTopic(rt.Topic) {
+				err := errInternalTopic(rt.Topic, "add partitions to")
+				st.ErrorCode, st.ErrorMessage = errorCode(err), errorMessage(err)
+				resp.Topics = append(resp.Topics, st)
+				continue
+			}
 			if len(rt.Assignment) > 0 {
 				st.ErrorCode = kerr.InvalidRequest.Code
 				st.ErrorMessage = strPtr("manual replica assignment is not supported yet; omit it to place replicas automatically")

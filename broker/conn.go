@@ -36,6 +36,9 @@ type clientConn struct {
 	cancel context.CancelFunc
 
 	pending chan pendingReply
+	// clientID is the client id of the request being dispatched (the
+	// request header's); owned by the read goroutine, where handlers run.
+	clientID string
 }
 
 type pendingReply struct {
@@ -167,6 +170,10 @@ func (cc *clientConn) dispatch(body []byte) (pendingReply, error) {
 		return pendingReply{}, err
 	}
 	p := pendingReply{corr: h.corr, key: h.key, version: h.version, start: time.Now()}
+	cc.clientID = ""
+	if h.clientID != nil {
+		cc.clientID = *h.clientID
+	}
 	if req == nil {
 		resp, flex, err := unsupportedVersion(h)
 		if err != nil {

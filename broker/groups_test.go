@@ -2,9 +2,11 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -524,11 +526,16 @@ func testGroupAPIs(t *testing.T, brokers []*Broker, adm *kadm.Client) {
 	}
 
 	// A group with a member cannot be deleted; an empty one can.
-	member := newClient(t, brokers[0].Addr(), kgo.SeedBrokers(seeds(brokers)...), kgo.ConsumerGroup("busy-group"), kgo.ConsumeTopics("apis"))
+	member := newClient(t, brokers[0].Addr(), kgo.SeedBrokers(seeds(brokers)...), kgo.ConsumerGroup("busy-group"), kgo.ConsumeTopics("apis"), kgo.ClientID("busy-client"))
 	waitFor(t, 20*time.Second, "busy-group stable", func() bool {
 		d, err := adm.DescribeGroups(ctx, "busy-group")
 		return err == nil && d["busy-group"].State == "Stable"
 	})
+	// Members carry the client id of their JoinGroup request's header.
+	if d, err := adm.DescribeGroups(ctx, "busy-group"); err != nil || len(d["busy-group"].Members) != 1 ||
+		d["busy-group"].Members[0].ClientID != "busy-client" || !strings.HasPrefix(d["busy-group"].Members[0].MemberID, "busy-client-") {
+		t.Errorf("DescribeGroups busy-group: %v %+v, want one member with client id busy-client", err, d["busy-group"].Members)
+	}
 	del, err := adm.DeleteGroups(ctx, "busy-group", "api-group", "no-such-group")
 	if err != nil {
 		t.Fatal(err)
@@ -561,6 +568,26 @@ func testGroupAPIs(t *testing.T, brokers []*Broker, adm *kadm.Client) {
 		_, kept := f.Lookup("apis", 2)
 		return !doomed && kept
 	})
+
+	// __consumer_offsets is internal: listed as such, and clients may not
+	// produce to it, delete it or add partitions to it.
+	md, err := adm.Metadata(ctx, coordinator.OffsetsTopic)
+	if err != nil || md.Topics[coordinator.OffsetsTopic].Err != nil || !md.Topics[coordinator.OffsetsTopic].IsInternal {
+		t.Errorf("Metadata of %s: %v %+v, want it internal", coordinator.OffsetsTopic, err, md.Topics[coordinator.OffsetsTopic])
+	}
+	pcl := newClient(t, brokers[0].Addr(), kgo.SeedBrokers(seeds(brokers)...), kgo.DisableIdempotentWrite(), kgo.RecordRetries(1))
+	if err := pcl.ProduceSync(ctx, &kgo.Record{Topic: coordinator.OffsetsTopic, Value: []byte("x")}).FirstErr(); !errors.Is(err, kerr.InvalidTopicException) {
+		t.Errorf("produce to %s: %v, want INVALID_TOPIC_EXCEPTION", coordinator.OffsetsTopic, err)
+	}
+	if r, err := adm.DeleteTopics(ctx, coordinator.OffsetsTopic); err != nil || !errors.Is(r[coordinator.OffsetsTopic].Err, kerr.InvalidTopicException) {
+		t.Errorf("delete %s: %v %+v, want INVALID_TOPIC_EXCEPTION", coordinator.OffsetsTopic, err, r)
+	}
+	if r, err := adm.CreatePartitions(ctx, 1, coordinator.OffsetsTopic); err != nil || !errors.Is(r[coordinator.OffsetsTopic].Err, kerr.InvalidTopicException) {
+		t.Errorf("add partitions to %s: %v %+v, want INVALID_TOPIC_EXCEPTION", coordinator.OffsetsTopic, err, r)
+	}
+	if md, err := adm.Metadata(ctx, coordinator.OffsetsTopic); err != nil || md.Topics[coordinator.OffsetsTopic].Err != nil {
+		t.Errorf("%s after the refused changes: %v %+v", coordinator.OffsetsTopic, err, md.Topics[coordinator.OffsetsTopic])
+	}
 }
 
 // TestGroupCoordinatorFailover closes the broker that coordinates a group

@@ -1,6 +1,9 @@
 package broker
 
 import (
+	"fmt"
+
+	"github.com/raftka/raftka/coordinator"
 	"github.com/raftka/raftka/metadata"
 	"github.com/raftka/raftka/raftlog"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -41,4 +44,17 @@ func (b *Broker) maxMessageBytes(t *metadata.Topic) int {
 		return t.MaxMessageBytes()
 	}
 	return b.cfg.MaxMessageBytes
+}
+
+// isInternalTopic reports whether topic belongs to the brokers: Metadata
+// marks it internal, and clients may neither produce to it, delete it nor
+// add partitions to it (the group of a partition is a hash modulo the
+// partition count, so adding partitions would move groups away from their
+// offsets).
+func isInternalTopic(topic string) bool { return topic == coordinator.OffsetsTopic }
+
+// errInternalTopic is the answer to a client that tries to change an
+// internal topic.
+func errInternalTopic(topic, what string) error {
+	return fmt.Errorf("%w: %s is internal to the brokers and clients may not %s it", kerr.InvalidTopicException, topic, what)
 }

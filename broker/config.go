@@ -103,6 +103,15 @@ type Config struct {
 	// OffsetsRetention is how long committed offsets of an empty group
 	// are kept (Kafka's offsets.retention.minutes).
 	OffsetsRetention time.Duration `yaml:"offsets-retention"`
+	// GroupInitialRebalanceDelay holds back the first rebalance of an
+	// empty group so members starting together join one generation
+	// (Kafka's group.initial.rebalance.delay.ms); 0 disables it.
+	GroupInitialRebalanceDelay time.Duration `yaml:"group-initial-rebalance-delay"`
+	// GroupMinSessionTimeout and GroupMaxSessionTimeout bound the session
+	// timeout a group member may ask for (Kafka's
+	// group.min.session.timeout.ms and group.max.session.timeout.ms).
+	GroupMinSessionTimeout time.Duration `yaml:"group-min-session-timeout"`
+	GroupMaxSessionTimeout time.Duration `yaml:"group-max-session-timeout"`
 }
 
 // DefaultConfig returns the defaults of `raftka start`.
@@ -135,6 +144,10 @@ func DefaultConfig() Config {
 		// Kafka's defaults: 50 partitions, 7 days.
 		OffsetsTopicPartitions: 50,
 		OffsetsRetention:       7 * 24 * time.Hour,
+		// Kafka's defaults: 3 s, 6 s, 30 min.
+		GroupInitialRebalanceDelay: 3 * time.Second,
+		GroupMinSessionTimeout:     6 * time.Second,
+		GroupMaxSessionTimeout:     30 * time.Minute,
 	}
 }
 
@@ -238,6 +251,18 @@ func (c *Config) Validate() error {
 	}
 	if c.FenceAfter <= 0 {
 		errs = append(errs, errors.New("fence-after must be > 0"))
+	}
+	if c.OffsetsTopicPartitions < 1 {
+		errs = append(errs, fmt.Errorf("offsets-topic-partitions must be >= 1, got %d", c.OffsetsTopicPartitions))
+	}
+	if c.OffsetsRetention <= 0 {
+		errs = append(errs, errors.New("offsets-retention must be > 0"))
+	}
+	if c.GroupInitialRebalanceDelay < 0 {
+		errs = append(errs, errors.New("group-initial-rebalance-delay must be >= 0"))
+	}
+	if c.GroupMinSessionTimeout <= 0 || c.GroupMaxSessionTimeout < c.GroupMinSessionTimeout {
+		errs = append(errs, fmt.Errorf("need 0 < group-min-session-timeout (%v) <= group-max-session-timeout (%v)", c.GroupMinSessionTimeout, c.GroupMaxSessionTimeout))
 	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("shutdown-timeout must be > 0"))

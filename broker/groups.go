@@ -43,8 +43,6 @@ import (
 // Group coordinator settings Kafka has as broker configs and Raftka keeps
 // fixed for now.
 const (
-	// groupInitialRebalanceDelay is Kafka's group.initial.rebalance.delay.ms.
-	groupInitialRebalanceDelay = 3 * time.Second
 	// offsetsRetentionCheckInterval is Kafka's
 	// offsets.retention.check.interval.ms.
 	offsetsRetentionCheckInterval = 10 * time.Minute
@@ -106,10 +104,10 @@ func groupsOf(b *Broker) *groupCoordinators {
 // __consumer_offsets partition this broker leads. Start calls it once.
 func (b *Broker) startGroups() {
 	cfg := coordinator.DefaultConfig()
-	cfg.InitialRebalanceDelay = groupInitialRebalanceDelay
-	if b.cfg.OffsetsRetention > 0 {
-		cfg.OffsetsRetention = b.cfg.OffsetsRetention
-	}
+	cfg.InitialRebalanceDelay = b.cfg.GroupInitialRebalanceDelay
+	cfg.MinSessionTimeout = b.cfg.GroupMinSessionTimeout
+	cfg.MaxSessionTimeout = b.cfg.GroupMaxSessionTimeout
+	cfg.OffsetsRetention = b.cfg.OffsetsRetention
 	cfg.Logger = b.log.With("component", "group-coordinator")
 	gc := &groupCoordinators{b: b, cfg: cfg}
 	gc.mu.shards = map[int32]*shardRunner{}

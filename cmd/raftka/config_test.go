@@ -178,6 +178,21 @@ func TestStartFlagsAreConfigKeys(t *testing.T) {
 	}
 }
 
+// TestStartHelpListsEveryKey checks that start's help shows every config
+// file key (except the hidden unsafe one), so a user can find each setting.
+func TestStartHelpListsEveryKey(t *testing.T) {
+	t.Parallel()
+	long := newStartCmd(&newTestEnv("").env).Long
+	for k := range yamlFields(reflect.TypeOf(startConfig{})) {
+		if k == "unsafe-ack-before-commit" {
+			continue
+		}
+		if !strings.Contains(long, "\n  "+k+":") {
+			t.Errorf("start --help does not show config key %q", k)
+		}
+	}
+}
+
 // TestStartRejectsInvalidConfig checks that a value the broker refuses
 // stops `raftka start` before it binds anything, with a hint.
 func TestStartRejectsInvalidConfig(t *testing.T) {

@@ -68,6 +68,11 @@ keys are the flag names, plus settings without a flag:
   default-replication-factor: 1
   max-fetch-wait: 30s
   shutdown-timeout: 10s
+  offsets-topic-partitions: 50   # partitions of __consumer_offsets, fixed once created
+  offsets-retention: 168h        # committed offsets of an empty group are kept this long
+  group-initial-rebalance-delay: 3s
+  group-min-session-timeout: 6s
+  group-max-session-timeout: 30m
   log-level: info
   log-format: text
 

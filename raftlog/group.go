@@ -340,6 +340,7 @@ func (g *Group) applyLocked(b storage.Batch, rd *raft.Ready, out []delivery) ([]
 	if err := b.Set(appliedKey(g.id), binary.BigEndian.AppendUint64([]byte{1}, g.mu.applied)); err != nil {
 		return out, err
 	}
+	g.mu.store.cache.evictApplied(g.mu.applied, true)
 	return out, nil
 }
 
@@ -408,6 +409,7 @@ func (g *Group) maybeQuiesceLeaderLocked() bool {
 	}
 	g.mu.quiesced = true
 	g.mu.idleTicks = 0
+	g.mu.store.cache.evictApplied(g.mu.applied, false)
 	return true
 }
 
@@ -422,6 +424,7 @@ func (g *Group) maybeQuiesceFollowerLocked(m *pb.Message) {
 		return
 	}
 	g.mu.quiesced = true
+	g.mu.store.cache.evictApplied(g.mu.applied, false)
 }
 
 // unquiesceLocked makes the group tick again.

@@ -12,8 +12,10 @@ import (
 )
 
 // logStore is one group's raft.Storage, kept in the broker's shared Engine.
-// It caches the log bounds, hard state and conf state in memory; entries are
-// read from the engine.
+// It caches the log bounds, hard state and conf state in memory, and the
+// newest entries in an entryCache; older entries are read from the engine.
+// Entries returned to raft may be shared with the cache and are never
+// modified by either.
 //
 // Concurrency: every method is called with the owning Group's mu held, either
 // by raft (from RawNode methods) or by the scheduler (append, setHardState).
@@ -35,6 +37,10 @@ type logStore struct {
 	// is sorted by index, every run starts at or before lastIndex, and run
 	// i covers [runs[i].index, runs[i+1].index).
 	runs []termRun
+
+	// cache holds the newest entries, so that raft rereads them from
+	// memory (see entryCache).
+	cache entryCache
 }
 
 type termRun struct{ index, term uint64 }
@@ -121,6 +127,9 @@ func (s *logStore) Entries(lo, hi, maxSize uint64) ([]*pb.Entry, error) {
 	if hi > s.lastIndex+1 {
 		return nil, fmt.Errorf("raftlog: group %d: entries [%d,%d) past last index %d", s.id, lo, hi, s.lastIndex)
 	}
+	if ents, ok := s.cache.get(lo, hi, maxSize); ok {
+		return ents, nil
+	}
 	it, err := s.eng.NewIter(logKey(s.id, lo), logKey(s.id, hi))
 	if err != nil {
 		return nil, err
@@ -174,6 +183,9 @@ func (s *logStore) Term(i uint64) (uint64, error) {
 		return 0, raft.ErrUnavailable
 	case i == s.lastIndex:
 		return s.lastTerm, nil
+	}
+	if t, ok := s.cache.term(i); ok {
+		return t, nil
 	}
 	if len(s.runs) > 0 && i >= s.runs[0].index {
 		t := s.runs[0].term
@@ -229,6 +241,7 @@ func (s *logStore) append(b storage.Batch, ents []*pb.Entry, scratch []byte) ([]
 		for len(s.runs) > 0 && s.runs[len(s.runs)-1].index >= first {
 			s.runs = s.runs[:len(s.runs)-1]
 		}
+		s.cache.truncateFrom(first)
 	}
 	for _, e := range ents {
 		scratch = appendEntryValue(scratch[:0], byte(e.GetType()), e.GetTerm(), e.GetData())
@@ -241,6 +254,7 @@ func (s *logStore) append(b storage.Batch, ents []*pb.Entry, scratch []byte) ([]
 	}
 	last := ents[len(ents)-1]
 	s.lastIndex, s.lastTerm = last.GetIndex(), last.GetTerm()
+	s.cache.append(ents)
 	return scratch, nil
 }
 

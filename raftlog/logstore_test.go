@@ -184,10 +184,12 @@ func TestLogStoreBootstrapAppendReopen(t *testing.T) {
 			}
 		}
 		check(s)
-		// Entries are copies: changing them does not change the log.
-		got, _ := s.Entries(8, 9, 0)
+		// Entries read back from the engine (not the cache) are copies:
+		// changing them does not change the log.
+		fresh := reopenStore(t, eng, id)
+		got, _ := fresh.Entries(8, 9, 0)
 		got[0].Data[0] = 'X'
-		check(s)
+		check(fresh)
 
 		eng = reopen()
 		check(reopenStore(t, eng, id))
@@ -363,6 +365,7 @@ func TestLogStoreBounds(t *testing.T) {
 			t.Fatal(err)
 		}
 		mustCommit(t, b)
+		s = reopenStore(t, eng, id) // an empty cache: read the engine
 		if _, err := s.Entries(11, 16, 1<<20); !errors.Is(err, raft.ErrUnavailable) {
 			t.Errorf("Entries over a hole: %v, want ErrUnavailable", err)
 		}

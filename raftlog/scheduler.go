@@ -126,6 +126,10 @@ type Scheduler struct {
 	// pass writes the group's keys after they are deleted.
 	passMu sync.Mutex
 
+	// cacheBudget bounds the entries the groups' caches keep after
+	// applying them.
+	cacheBudget cacheBudget
+
 	stop    context.CancelFunc
 	stopped chan struct{}
 	// fatal is set when a storage write failed; the scheduler stops.
@@ -145,6 +149,7 @@ func NewScheduler(cfg Config, eng storage.Engine, transport Transport) (*Schedul
 		s.transport = localTransport{log: cfg.Logger}
 	}
 	s.mu.groups = make(map[uint64]*Group)
+	s.cacheBudget.max = DefaultEntryCacheBytes
 	s.mu.lastHeard = make(map[uint64]time.Time)
 	return s, nil
 }
@@ -206,6 +211,7 @@ func (s *Scheduler) AddGroupWithOptions(id uint64, sm StateMachine, opts GroupOp
 	if err != nil {
 		return nil, err
 	}
+	store.cache.budget = &s.cacheBudget
 	applied, err := loadApplied(s.eng, id)
 	if err != nil {
 		return nil, err
@@ -279,6 +285,7 @@ func (s *Scheduler) RemoveGroup(id uint64, destroy bool) error {
 		g.mu.Lock()
 		g.mu.closed = true
 		g.failProposalsLocked(ErrGroupClosed)
+		g.mu.store.cache.clear()
 		g.mu.Unlock()
 		s.metrics.groups.Add(-1)
 	}

@@ -102,6 +102,7 @@ type StorageRun struct {
 	BatchRecords int    `json:"batch_records"`
 	Writers      int    `json:"writers"`
 	Duration     string `json:"duration"`
+	Payload      string `json:"payload"`
 }
 
 // StorageReport is the reported outcome of a storage ceiling run.

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,6 +33,10 @@ type StorageConfig struct {
 	Duration time.Duration
 	// Records, if > 0, stops the run after this many records.
 	Records int64
+	// Payload is PayloadRandom (the default when empty), PayloadText or
+	// PayloadZeros: the same record contents a produce run sends, since
+	// Pebble compresses what it can.
+	Payload string
 }
 
 // Validate returns every problem with c at once.
@@ -48,6 +53,11 @@ func (c StorageConfig) Validate() error {
 	}
 	if c.Writers <= 0 {
 		errs = append(errs, fmt.Errorf("writers must be > 0, got %d", c.Writers))
+	}
+	switch c.Payload {
+	case "", PayloadRandom, PayloadText, PayloadZeros:
+	default:
+		errs = append(errs, fmt.Errorf("payload must be %s, %s or %s, got %q", PayloadRandom, PayloadText, PayloadZeros, c.Payload))
 	}
 	if c.Duration < 0 || c.Records < 0 || (c.Duration == 0 && c.Records == 0) {
 		errs = append(errs, errors.New("need a duration > 0 or a record count > 0"))
@@ -81,10 +91,12 @@ func RunStorage(ctx context.Context, cfg StorageConfig) (StorageResult, error) {
 		defer cancel()
 	}
 	var claimed atomic.Int64 // records claimed by writers, for cfg.Records
-	value := make([]byte, cfg.RecordSize)
-	for i := range value {
-		value[i] = byte(i)
+	if cfg.Payload == "" {
+		cfg.Payload = PayloadRandom
 	}
+	// Each record is a different slice of the payload, as in a produce run,
+	// so that a compressor finds no more repetition than a broker would.
+	payload := newPayload(Config{Payload: cfg.Payload, RecordSize: FixedSize(cfg.RecordSize)})
 	var (
 		records, batches atomic.Int64
 		wg               sync.WaitGroup
@@ -97,6 +109,7 @@ func RunStorage(ctx context.Context, cfg StorageConfig) (StorageResult, error) {
 		go func() {
 			defer wg.Done()
 			key := make([]byte, 16)
+			rng := rand.New(rand.NewPCG(uint64(w), 0x5707a6e))
 			for seq := uint64(0); ctx.Err() == nil; {
 				if cfg.Records > 0 && claimed.Add(int64(cfg.BatchRecords)) > cfg.Records+int64(cfg.BatchRecords)-1 {
 					return
@@ -105,7 +118,8 @@ func RunStorage(ctx context.Context, cfg StorageConfig) (StorageResult, error) {
 				for range cfg.BatchRecords {
 					key = fmt.Appendf(key[:0], "w%03d/%016x", w, seq)
 					seq++
-					if err := b.Set(key, value); err != nil {
+					off := rng.IntN(len(payload) - cfg.RecordSize + 1)
+					if err := b.Set(key, payload[off:off+cfg.RecordSize]); err != nil {
 						errOnce.Do(func() { firstErr = err })
 						b.Close()
 						return

@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/sstable"
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
@@ -40,6 +42,15 @@ const (
 	// DefaultPebbleMaxConcurrentCompactions lets compactions keep up with
 	// truncation tombstones without starving the commit path of CPU.
 	DefaultPebbleMaxConcurrentCompactions = 2
+
+	// DefaultPebbleValueSeparationMinSize is the smallest value Pebble
+	// stores in blob files rather than in sstables (value separation).
+	// Raft entries carrying record batches are kilobytes to a megabyte and
+	// never change once written, so keeping them out of the sstables means
+	// compactions move only keys and small values instead of rewriting every
+	// batch at every level: in `raftka bench produce` this roughly halved
+	// the CPU Pebble spent compacting.
+	DefaultPebbleValueSeparationMinSize = 512
 )
 
 // PebbleOptions configures OpenPebble. The zero value plus a Dir is valid
@@ -65,6 +76,14 @@ type PebbleOptions struct {
 	L0StopWritesThreshold int
 	// MaxConcurrentCompactions bounds background compactions.
 	MaxConcurrentCompactions int
+	// ValueSeparationMinSize is the smallest value kept in blob files (see
+	// DefaultPebbleValueSeparationMinSize); negative disables separation.
+	ValueSeparationMinSize int
+	// CompressBlocks compresses sstable and blob blocks with Snappy. Off by
+	// default: Kafka clients compress their record batches themselves, and
+	// the broker stores batches as sent, so compressing them again costs
+	// CPU for nothing (Kafka's compression.type=producer).
+	CompressBlocks bool
 	// Logger receives Pebble's messages: info at Debug level, errors and
 	// background events at Warn/Error. Nil means slog.Default().
 	Logger *slog.Logger
@@ -92,6 +111,9 @@ func (o *PebbleOptions) EnsureDefaults() {
 	}
 	if o.MaxConcurrentCompactions == 0 {
 		o.MaxConcurrentCompactions = DefaultPebbleMaxConcurrentCompactions
+	}
+	if o.ValueSeparationMinSize == 0 {
+		o.ValueSeparationMinSize = DefaultPebbleValueSeparationMinSize
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -166,6 +188,23 @@ func (o *PebbleOptions) pebbleOptions() *pebble.Options {
 	// large memtable it holds a good share of live data.
 	for i := range po.Levels {
 		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+		if !o.CompressBlocks {
+			po.Levels[i].Compression = func() *sstable.CompressionProfile { return sstable.NoCompression }
+		}
+	}
+	if minSize := o.ValueSeparationMinSize; minSize > 0 {
+		po.Experimental.ValueSeparationPolicy = func() pebble.ValueSeparationPolicy {
+			return pebble.ValueSeparationPolicy{
+				Enabled:     true,
+				MinimumSize: minSize,
+				// An sstable references at most 10 overlapping blob
+				// files; a blob file is rewritten once a fifth of it is
+				// garbage (deleted log prefixes) and it is 5 minutes old.
+				MaxBlobReferenceDepth: 10,
+				RewriteMinimumAge:     5 * time.Minute,
+				TargetGarbageRatio:    0.2,
+			}
+		}
 	}
 	return po
 }

@@ -352,7 +352,7 @@ func runWorkload(cmd *cobra.Command, e *env, cf *clientFlags, o *benchOptions, c
 func newBenchStorageCmd(e *env, o *benchOptions) *cobra.Command {
 	var (
 		recordSize string
-		sc         = bench.StorageConfig{BatchRecords: 256, Writers: 1, Duration: 10 * time.Second}
+		sc         = bench.StorageConfig{BatchRecords: 256, Writers: 1, Duration: 10 * time.Second, Payload: bench.PayloadRandom}
 	)
 	cmd := &cobra.Command{
 		Use:   "storage",
@@ -404,13 +404,13 @@ written at its mean size.`,
 			sr := bench.NewStorageReport(res)
 			tw := newTable(e.stdout)
 			fmt.Fprintf(tw, "workload\tstorage ceiling (pebble, synced batches)\n")
-			fmt.Fprintf(tw, "records\t%d bytes, %d per batch, %d writer(s)\n", sc.RecordSize, sc.BatchRecords, sc.Writers)
+			fmt.Fprintf(tw, "records\t%d bytes (%s payload), %d per batch, %d writer(s)\n", sc.RecordSize, sc.Payload, sc.BatchRecords, sc.Writers)
 			fmt.Fprintf(tw, "written\t%d records, %.0f records/s, %.2f MB/s\n", sr.Records, sr.RecordsPerSec, sr.MBPerSec)
 			fmt.Fprintf(tw, "syncs\t%d batches, %.0f synced batches/s\n", sr.Batches, sr.SyncsPerSec)
 			if err := tw.Flush(); err != nil {
 				return err
 			}
-			run := bench.StorageRun{Dir: dir, RecordSize: sc.RecordSize, BatchRecords: sc.BatchRecords, Writers: sc.Writers, Duration: sc.Duration.String()}
+			run := bench.StorageRun{Dir: dir, RecordSize: sc.RecordSize, BatchRecords: sc.BatchRecords, Writers: sc.Writers, Duration: sc.Duration.String(), Payload: sc.Payload}
 			return o.write(e, bench.Report{Kind: "storage", Command: commandLine(cmd), Target: "pebble in " + dir, Time: began, Environment: env, Config: run, Result: sr})
 		},
 	}
@@ -418,6 +418,7 @@ written at its mean size.`,
 	f.StringVar(&recordSize, "record-size", "1024", "record size in bytes (a uniform:MIN-MAX distribution is written at its mean)")
 	f.IntVar(&sc.BatchRecords, "batch-records", sc.BatchRecords, "records per synced batch")
 	f.IntVar(&sc.Writers, "writers", sc.Writers, "concurrent committers (Pebble shares one fsync among concurrent commits)")
+	f.StringVar(&sc.Payload, "payload", sc.Payload, "value contents, as in produce: random (incompressible), text (words; compressible) or zeros")
 	f.DurationVar(&sc.Duration, "duration", sc.Duration, "how long to write")
 	return cmd
 }

@@ -248,6 +248,32 @@ func (g *Group) readyLocked() (raft.Ready, bool) {
 }
 
 // persistLocked adds the Ready's log entries and hard state to b.
+// canSendBeforePersistLocked reports whether rd's messages may go out
+// before rd is durable, so that followers write a leader's entries while the
+// leader writes them too (Raft thesis §10.2.1, as etcd does). A leader's
+// messages are appends, heartbeats and the like, which promise nothing about
+// its own log: its entries count towards commitment only once written, since
+// the scheduler applies nothing of a Ready before the write. But a leader
+// whose term or vote is not yet durable must wait — a single voter elects
+// itself within one Ready, and an append to a learner in a term the leader
+// could forget in a crash might later be contradicted in that same term.
+func (g *Group) canSendBeforePersistLocked(rd *raft.Ready) bool {
+	state := g.mu.state
+	if rd.SoftState != nil {
+		state = rd.SoftState.RaftState
+	}
+	if state != raft.StateLeader {
+		return false
+	}
+	if hs := rd.HardState; hs != nil && !raft.IsEmptyHardState(hs) {
+		old := g.mu.store.hs
+		if hs.GetTerm() != old.GetTerm() || hs.GetVote() != old.GetVote() {
+			return false
+		}
+	}
+	return true
+}
+
 func (g *Group) persistLocked(b storage.Batch, rd *raft.Ready, scratch []byte) ([]byte, error) {
 	if rd.Snapshot != nil && rd.Snapshot.GetMetadata().GetIndex() > 0 {
 		return scratch, fmt.Errorf("raftlog: group %d: snapshots are not supported yet", g.id)

@@ -549,6 +549,25 @@ type groupReady struct {
 	rd raft.Ready
 }
 
+// sendEarly sends a leader's appends and heartbeats before its log write
+// (see Group.canSendBeforePersistLocked) and returns the other messages,
+// which wait for the write.
+func (s *Scheduler) sendEarly(group uint64, msgs []*pb.Message) (later []*pb.Message) {
+	var early []*pb.Message
+	for _, m := range msgs {
+		switch m.GetType() {
+		case pb.MsgApp, pb.MsgHeartbeat:
+			early = append(early, m)
+		default:
+			later = append(later, m)
+		}
+	}
+	if len(early) > 0 {
+		s.transport.Send(group, early)
+	}
+	return later
+}
+
 // runPass processes one round of Readies for groups. An error is a storage
 // failure, after which nothing may be acknowledged.
 func (s *Scheduler) runPass(groups []*Group, ps *passState) error {
@@ -561,7 +580,9 @@ func (s *Scheduler) runPass(groups []*Group, ps *passState) error {
 	for _, g := range groups {
 		g.mu.Lock()
 		rd, ok := g.readyLocked()
+		early := false
 		if ok {
+			early = g.canSendBeforePersistLocked(&rd)
 			ps.scratch, err = g.persistLocked(b, &rd, ps.scratch)
 			mustSync = mustSync || rd.MustSync
 		}
@@ -570,6 +591,9 @@ func (s *Scheduler) runPass(groups []*Group, ps *passState) error {
 			return err
 		}
 		if ok {
+			if early {
+				rd.Messages = s.sendEarly(g.id, rd.Messages)
+			}
 			ps.readies = append(ps.readies, groupReady{g: g, rd: rd})
 		}
 	}
@@ -586,8 +610,8 @@ func (s *Scheduler) runPass(groups []*Group, ps *passState) error {
 	}
 	s.metrics.appendLatency.Observe(time.Since(start).Seconds())
 
-	// Messages go out only now: votes and append acknowledgements promise
-	// that what they acknowledge is durable.
+	// Other messages go out only now: votes and append acknowledgements
+	// promise that what they acknowledge is durable.
 	for i := range ps.readies {
 		r := &ps.readies[i]
 		if len(r.rd.Messages) > 0 {

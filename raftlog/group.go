@@ -152,14 +152,17 @@ func (g *Group) ProposeAsync(payload []byte) (wait func(context.Context) (any, e
 	if err != nil {
 		return nil, err
 	}
-	return func(ctx context.Context) (any, error) {
-		select {
-		case <-p.done:
-			return p.result, p.err
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}, nil
+	return p.wait, nil
+}
+
+// wait returns the proposal's result once it is applied, or ctx's error.
+func (p *proposal) wait(ctx context.Context) (any, error) {
+	select {
+	case <-p.done:
+		return p.result, p.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // Entry data envelope, version 1: [1][proposal id u64][payload]. Entries
@@ -171,6 +174,13 @@ const (
 
 func (g *Group) propose(payload []byte) (*proposal, error) {
 	data := make([]byte, envelopeHeader, envelopeHeader+len(payload))
+	return g.proposeEnvelope(append(data, payload...))
+}
+
+// proposeEnvelope proposes data, whose first envelopeHeader bytes are free
+// for the envelope, which it fills in: callers with large payloads build
+// them behind the header and save a copy.
+func (g *Group) proposeEnvelope(data []byte) (*proposal, error) {
 	data[0] = envelopeV1
 	g.mu.Lock()
 	if g.mu.closed {
@@ -187,8 +197,7 @@ func (g *Group) propose(payload []byte) (*proposal, error) {
 	}
 	g.mu.nextProp++
 	id := g.mu.nextProp
-	binary.BigEndian.PutUint64(data[1:], id)
-	data = append(data, payload...)
+	binary.BigEndian.PutUint64(data[1:envelopeHeader], id)
 	if err := g.mu.rn.Propose(data); err != nil {
 		g.mu.Unlock()
 		if errors.Is(err, raft.ErrProposalDropped) {

@@ -122,10 +122,13 @@ const (
 
 var errCorruptEntry = errors.New("raftlog: corrupt stored entry")
 
-func appendEntryValue(dst []byte, typ byte, term uint64, data []byte) []byte {
-	dst = append(dst, entryFormatV1, typ)
-	dst = binary.BigEndian.AppendUint64(dst, term)
-	return append(dst, data...)
+// putEntryValue writes the stored form of an entry into v, which is
+// exactly entryHeaderLen+len(data) bytes: format version, entry type, term
+// (big endian), data.
+func putEntryValue(v []byte, typ byte, term uint64, data []byte) {
+	v[0], v[1] = entryFormatV1, typ
+	binary.BigEndian.PutUint64(v[2:entryHeaderLen], term)
+	copy(v[entryHeaderLen:], data)
 }
 
 // decodeEntryValue splits a stored entry. data aliases v.

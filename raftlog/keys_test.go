@@ -104,6 +104,14 @@ func TestDecodeU64Suffix(t *testing.T) {
 	}
 }
 
+// appendEntryValue appends the stored form of an entry to dst.
+func appendEntryValue(dst []byte, typ byte, term uint64, data []byte) []byte {
+	n := len(dst)
+	dst = append(dst, make([]byte, entryHeaderLen+len(data))...)
+	putEntryValue(dst[n:], typ, term, data)
+	return dst
+}
+
 // TestEntryValueGolden pins the stored Raft entry format (version 1).
 func TestEntryValueGolden(t *testing.T) {
 	t.Parallel()

@@ -244,8 +244,12 @@ func (s *logStore) append(b storage.Batch, ents []*pb.Entry, scratch []byte) ([]
 		s.cache.truncateFrom(first)
 	}
 	for _, e := range ents {
-		scratch = appendEntryValue(scratch[:0], byte(e.GetType()), e.GetTerm(), e.GetData())
-		if err := b.Set(logKey(s.id, e.GetIndex()), scratch); err != nil {
+		// The entry is written straight into the batch: batches of records
+		// are large, and this is the scheduler's serial path.
+		typ, term, data := byte(e.GetType()), e.GetTerm(), e.GetData()
+		if err := b.SetWith(logKey(s.id, e.GetIndex()), entryHeaderLen+len(data), func(v []byte) {
+			putEntryValue(v, typ, term, data)
+		}); err != nil {
 			return scratch, err
 		}
 		if n := len(s.runs); n == 0 || s.runs[n-1].term != e.GetTerm() {

@@ -201,15 +201,15 @@ func (p *Partition) Group() *Group { return p.group }
 // returns a function that waits for its AppendResult. Batches proposed in
 // order from one goroutine are appended in that order.
 func (p *Partition) AppendAsync(batch []byte) (func(context.Context) (AppendResult, error), error) {
-	payload := make([]byte, 1, 1+len(batch))
-	payload[0] = cmdRecordBatch
-	payload = append(payload, batch...)
-	wait, err := p.group.ProposeAsync(payload)
+	// One copy of the batch, behind room for the envelope and command.
+	data := make([]byte, envelopeHeader+1, envelopeHeader+1+len(batch))
+	data[envelopeHeader] = cmdRecordBatch
+	prop, err := p.group.proposeEnvelope(append(data, batch...))
 	if err != nil {
 		return nil, err
 	}
 	return func(ctx context.Context) (AppendResult, error) {
-		res, err := wait(ctx)
+		res, err := prop.wait(ctx)
 		if err != nil {
 			return AppendResult{}, err
 		}

@@ -94,6 +94,12 @@ func (b *faultBatch) Set(k, v []byte) error {
 	return b.Batch.Set(k, v)
 }
 
+func (b *faultBatch) SetWith(k []byte, n int, fill func([]byte)) error {
+	v := make([]byte, n)
+	fill(v)
+	return b.Set(k, v)
+}
+
 // setsKey reports whether the batch sets key.
 func (b *faultBatch) setsKey(key []byte) bool {
 	for _, k := range b.sets {

@@ -49,6 +49,10 @@ type Engine interface {
 type Batch interface {
 	// Set stores value at key.
 	Set(key, value []byte) error
+	// SetWith stores at key a value of valueLen bytes that fill writes
+	// into the batch's own buffer, saving a copy of large values. fill must
+	// write all valueLen bytes and not keep the slice.
+	SetWith(key []byte, valueLen int, fill func(value []byte)) error
 	// Delete removes key.
 	Delete(key []byte) error
 	// DeleteRange removes every key in [start, end). An empty range is a

@@ -198,6 +198,15 @@ func (b *memBatch) Set(key, value []byte) error {
 	return b.add(memOp{kind: memOpSet, key: bytes.Clone(key), value: cloneNonNil(value)})
 }
 
+func (b *memBatch) SetWith(key []byte, valueLen int, fill func([]byte)) error {
+	if valueLen < 0 {
+		return fmt.Errorf("storage: negative value length %d", valueLen)
+	}
+	v := make([]byte, valueLen)
+	fill(v)
+	return b.add(memOp{kind: memOpSet, key: bytes.Clone(key), value: v})
+}
+
 func (b *memBatch) Delete(key []byte) error {
 	return b.add(memOp{kind: memOpDelete, key: bytes.Clone(key)})
 }

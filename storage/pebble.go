@@ -227,6 +227,19 @@ func (b *pebbleBatch) Set(key, value []byte) error {
 	return b.b.Set(key, value, nil)
 }
 
+func (b *pebbleBatch) SetWith(key []byte, valueLen int, fill func([]byte)) error {
+	if b.b == nil {
+		return errBatchDone
+	}
+	if valueLen < 0 {
+		return fmt.Errorf("storage: negative value length %d", valueLen)
+	}
+	op := b.b.SetDeferred(len(key), valueLen)
+	copy(op.Key, key)
+	fill(op.Value)
+	return op.Finish()
+}
+
 func (b *pebbleBatch) Delete(key []byte) error {
 	if b.b == nil {
 		return errBatchDone

@@ -26,6 +26,7 @@ func RunConformance(t *testing.T, open Opener) {
 		{"EmptyValue", testEmptyValue},
 		{"BatchInvisibleUntilCommit", testBatchInvisibleUntilCommit},
 		{"BatchOpOrder", testBatchOpOrder},
+		{"SetWith", testSetWith},
 		{"BatchCloseDiscards", testBatchCloseDiscards},
 		{"BatchNotReusable", testBatchNotReusable},
 		{"BatchLenEmpty", testBatchLenEmpty},
@@ -390,5 +391,54 @@ func testClosed(t *testing.T, e storage.Engine) {
 	}
 	if err := e.Close(); !errors.Is(err, storage.ErrClosed) {
 		t.Fatalf("second close: %v", err)
+	}
+}
+
+// testSetWith checks that a value filled in place reads back like a Set,
+// keeps its place among the batch's operations, and that the key is copied.
+func testSetWith(t *testing.T, e storage.Engine) {
+	b := e.NewBatch()
+	defer b.Close()
+	key := []byte("k1")
+	if err := b.Set([]byte("k1"), []byte("old")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetWith(key, 5, func(v []byte) {
+		if len(v) != 5 {
+			t.Errorf("fill got %d bytes, want 5", len(v))
+		}
+		copy(v, "fresh")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	key[1] = '9' // the batch must have copied the key
+	if err := b.SetWith([]byte("k2"), 0, func([]byte) {}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetWith([]byte("k3"), 3, func(v []byte) { copy(v, "abc") }); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Delete([]byte("k3")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetWith([]byte("k4"), -1, func([]byte) {}); err == nil {
+		t.Errorf("SetWith accepted a negative length")
+	}
+	if err := b.Commit(true); err != nil {
+		t.Fatal(err)
+	}
+	if got := MustGet(t, e, "k1"); got != "fresh" {
+		t.Errorf("k1 = %q, want fresh", got)
+	}
+	if got, err := e.Get([]byte("k2")); err != nil || len(got) != 0 {
+		t.Errorf("k2 = %q, %v; want an empty value", got, err)
+	}
+	for _, k := range []string{"k3", "k9"} {
+		if _, err := e.Get([]byte(k)); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("%s: %v, want ErrNotFound", k, err)
+		}
+	}
+	if err := b.SetWith([]byte("k5"), 1, func(v []byte) { v[0] = 'x' }); err == nil {
+		t.Errorf("SetWith on a committed batch succeeded")
 	}
 }

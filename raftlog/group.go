@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 
 	"github.com/raftka/raftka/storage"
 	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/tracker"
 	pb "go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 )
@@ -500,17 +502,19 @@ func (g *Group) InSync() []uint64 {
 	if g.mu.closed || g.mu.state != raft.StateLeader {
 		return nil
 	}
-	st := g.mu.rn.Status()
+	// WithProgress, unlike Status, copies no progress maps or inflight
+	// windows: brokers ask this of every partition they lead, often.
+	commit := g.mu.rn.BasicStatus().GetCommit()
+	voters := g.mu.store.cs.Voters
 	var out []uint64
-	for _, id := range g.mu.store.cs.Voters {
-		pr, ok := st.Progress[id]
-		if !ok {
-			continue
+	g.mu.rn.WithProgress(func(id uint64, _ raft.ProgressType, pr tracker.Progress) {
+		if !slices.Contains(voters, id) {
+			return
 		}
-		if id == g.nodeID || (pr.Match >= st.GetCommit() && (pr.RecentActive || g.mu.quiesced)) {
+		if id == g.nodeID || (pr.Match >= commit && (pr.RecentActive || g.mu.quiesced)) {
 			out = append(out, id)
 		}
-	}
+	})
 	return out
 }
 
@@ -521,8 +525,13 @@ func (g *Group) CaughtUp(node uint64) bool {
 	if g.mu.closed || g.mu.state != raft.StateLeader {
 		return false
 	}
-	pr, ok := g.mu.rn.Status().Progress[node]
-	return ok && pr.Match == g.mu.store.lastIndex
+	caughtUp := false
+	g.mu.rn.WithProgress(func(id uint64, _ raft.ProgressType, pr tracker.Progress) {
+		if id == node {
+			caughtUp = pr.Match == g.mu.store.lastIndex
+		}
+	})
+	return caughtUp
 }
 
 // ConfState returns the group's applied configuration.

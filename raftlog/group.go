@@ -11,8 +11,8 @@ import (
 
 	"github.com/raftka/raftka/storage"
 	"go.etcd.io/raft/v3"
-	"go.etcd.io/raft/v3/tracker"
 	pb "go.etcd.io/raft/v3/raftpb"
+	"go.etcd.io/raft/v3/tracker"
 	"google.golang.org/protobuf/proto"
 )
 

@@ -337,6 +337,29 @@ func TestRunStorageReport(t *testing.T) {
 	}
 }
 
+// TestStorageConfigPayload checks that the storage ceiling takes the
+// produce runs' payload kinds and refuses others by name.
+func TestStorageConfigPayload(t *testing.T) {
+	t.Parallel()
+	base := StorageConfig{Dir: "d", RecordSize: 100, BatchRecords: 16, Writers: 1, Duration: time.Second}
+	for _, p := range []string{"", PayloadRandom, PayloadText, PayloadZeros} {
+		c := base
+		c.Payload = p
+		if err := c.Validate(); err != nil {
+			t.Errorf("payload %q: %v", p, err)
+		}
+	}
+	c := base
+	c.Payload = "lorem"
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), `payload must be random, text or zeros, got "lorem"`) {
+		t.Errorf("payload lorem: %v", err)
+	}
+	r, err := RunStorage(context.Background(), StorageConfig{Dir: t.TempDir(), RecordSize: 100, BatchRecords: 16, Writers: 2, Records: 64, Payload: PayloadText})
+	if err != nil || r.Records != 64 {
+		t.Errorf("text payload run: %d records, %v; want 64", r.Records, err)
+	}
+}
+
 func TestChartSVG(t *testing.T) {
 	t.Parallel()
 	svg := chart{Title: "a < b", LogY: true, Series: []chartSeries{{Name: "p99", X: []float64{1, 2, 3}, Y: []float64{0.5, 12, 0}}},

@@ -28,11 +28,15 @@
 // # Ordering rules of a pass
 //
 // Entries and hard state are durable before any message that promises them
-// leaves (votes, append acknowledgements), and before any of a Ready's
-// committed entries is applied, so that applied state never runs ahead of
-// the durable log. The one exception is a leader's appends and heartbeats,
-// which promise nothing about its own log: they are sent before its write
-// (Raft thesis §10.2.1), unless the leader's term or vote is itself not yet
-// durable. A failed write stops the scheduler: nothing after it may be
+// leaves (votes, append acknowledgements), and an entry is applied only once
+// it is durable here, so that applied state never runs ahead of the durable
+// log. Two things therefore need not wait for a pass's write: a leader's
+// appends and heartbeats, which promise nothing about its own log, are sent
+// before it (Raft thesis §10.2.1) unless the leader's term or vote is itself
+// not yet durable; and committed entries that were durable before the pass
+// are applied, and their proposers answered, before it, with a commit index
+// covering them written alongside (a single voter's entries are committed
+// when its own write completes, so this saves it a second fsync per
+// produce). A failed write stops the scheduler: nothing after it may be
 // acknowledged.
 package raftlog

@@ -72,3 +72,43 @@ func TestSendEarlySplitsMessages(t *testing.T) {
 		t.Errorf("kept for later %v", later)
 	}
 }
+
+// TestCanApplyBeforePersist checks when a Ready's committed entries may be
+// applied before the Ready is written: only entries durable before it, and
+// only when leadership, term, vote and configuration stay as they were.
+func TestCanApplyBeforePersist(t *testing.T) {
+	t.Parallel()
+	hs := func(term, vote, commit uint64) *pb.HardState {
+		return &pb.HardState{Term: proto.Uint64(term), Vote: proto.Uint64(vote), Commit: proto.Uint64(commit)}
+	}
+	ent := func(index uint64, typ pb.EntryType) *pb.Entry {
+		return &pb.Entry{Index: proto.Uint64(index), Term: proto.Uint64(5), Type: typ.Enum()}
+	}
+	normal := func(from, to uint64) []*pb.Entry {
+		var out []*pb.Entry
+		for i := from; i <= to; i++ {
+			out = append(out, ent(i, pb.EntryNormal))
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name string
+		rd   raft.Ready
+		want bool
+	}{
+		{"durable entries, commit moved", raft.Ready{HardState: hs(5, 1, 9), CommittedEntries: normal(4, 9)}, true},
+		{"durable entries, hard state unchanged", raft.Ready{CommittedEntries: normal(4, 9)}, true},
+		{"nothing committed", raft.Ready{HardState: hs(5, 1, 9)}, false},
+		{"an entry of this Ready", raft.Ready{HardState: hs(5, 1, 11), CommittedEntries: normal(4, 11)}, false},
+		{"new term", raft.Ready{HardState: hs(6, 0, 9), CommittedEntries: normal(4, 9)}, false},
+		{"new vote", raft.Ready{HardState: hs(5, 2, 9), CommittedEntries: normal(4, 9)}, false},
+		{"leadership changed", raft.Ready{SoftState: &raft.SoftState{Lead: 2, RaftState: raft.StateFollower}, CommittedEntries: normal(4, 9)}, false},
+		{"configuration change", raft.Ready{HardState: hs(5, 1, 9), CommittedEntries: append(normal(4, 8), ent(9, pb.EntryConfChangeV2))}, false},
+	} {
+		g := &Group{}
+		g.mu.store = &logStore{hs: hs(5, 1, 3), lastIndex: 10}
+		if got := g.canApplyBeforePersistLocked(&tc.rd); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

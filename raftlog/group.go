@@ -285,6 +285,35 @@ func (g *Group) canSendBeforePersistLocked(rd *raft.Ready) bool {
 	return true
 }
 
+// canApplyBeforePersistLocked reports whether rd's committed entries may be
+// applied, and their proposers answered, before rd is written. That holds
+// when every one of them was already durable here before this Ready (so the
+// applied index never runs ahead of the durable log, whatever the order of
+// the two writes in a crash), and when rd changes nothing that applying
+// acts on besides entries: no new leadership or term (announced to the
+// state machine only once durable) and no configuration change. A single
+// voter's entries, committed when its own write completes, are applied in
+// the next pass without waiting for that pass's write.
+func (g *Group) canApplyBeforePersistLocked(rd *raft.Ready) bool {
+	n := len(rd.CommittedEntries)
+	if n == 0 || rd.SoftState != nil {
+		return false
+	}
+	if hs := rd.HardState; hs != nil && !raft.IsEmptyHardState(hs) &&
+		(hs.GetTerm() != g.mu.store.hs.GetTerm() || hs.GetVote() != g.mu.store.hs.GetVote()) {
+		return false
+	}
+	if rd.CommittedEntries[n-1].GetIndex() > g.mu.store.lastIndex {
+		return false // not yet durable here: some are in this Ready
+	}
+	for _, e := range rd.CommittedEntries {
+		if e.GetType() != pb.EntryNormal {
+			return false
+		}
+	}
+	return true
+}
+
 func (g *Group) persistLocked(b storage.Batch, rd *raft.Ready, scratch []byte) ([]byte, error) {
 	if rd.Snapshot != nil && rd.Snapshot.GetMetadata().GetIndex() > 0 {
 		return scratch, fmt.Errorf("raftlog: group %d: snapshots are not supported yet", g.id)

@@ -272,6 +272,22 @@ func (s *logStore) setHardState(b storage.Batch, hs *pb.HardState) error {
 	return b.Set(hardStateKey(s.id), v)
 }
 
+// writeCommitFloor adds to b the hard state hs (already in memory, its
+// write pending in the next log batch) with its commit index lowered to
+// commit, so that entries applied before that log write are covered by a
+// durable commit index. hs's term and vote must equal the durable ones.
+func (s *logStore) writeCommitFloor(b storage.Batch, hs *pb.HardState, commit uint64) error {
+	if hs == nil || raft.IsEmptyHardState(hs) {
+		return nil // the commit index did not move: the durable one covers it
+	}
+	floor := &pb.HardState{Term: proto.Uint64(hs.GetTerm()), Vote: proto.Uint64(hs.GetVote()), Commit: proto.Uint64(min(commit, hs.GetCommit()))}
+	v, err := proto.Marshal(floor)
+	if err != nil {
+		return err
+	}
+	return b.Set(hardStateKey(s.id), v)
+}
+
 // setConfState adds cs to b.
 func (s *logStore) setConfState(b storage.Batch, cs *pb.ConfState) error {
 	v, err := proto.Marshal(cs)

@@ -547,6 +547,9 @@ type passState struct {
 type groupReady struct {
 	g  *Group
 	rd raft.Ready
+	// applyFirst is set when rd's committed entries are applied before
+	// the pass's log write (see Group.canApplyBeforePersistLocked).
+	applyFirst bool
 }
 
 // sendEarly sends a leader's appends and heartbeats before its log write
@@ -580,9 +583,10 @@ func (s *Scheduler) runPass(groups []*Group, ps *passState) error {
 	for _, g := range groups {
 		g.mu.Lock()
 		rd, ok := g.readyLocked()
-		early := false
+		early, applyFirst := false, false
 		if ok {
 			early = g.canSendBeforePersistLocked(&rd)
+			applyFirst = g.canApplyBeforePersistLocked(&rd)
 			ps.scratch, err = g.persistLocked(b, &rd, ps.scratch)
 			mustSync = mustSync || rd.MustSync
 		}
@@ -594,11 +598,16 @@ func (s *Scheduler) runPass(groups []*Group, ps *passState) error {
 			if early {
 				rd.Messages = s.sendEarly(g.id, rd.Messages)
 			}
-			ps.readies = append(ps.readies, groupReady{g: g, rd: rd})
+			ps.readies = append(ps.readies, groupReady{g: g, rd: rd, applyFirst: applyFirst})
 		}
 	}
 	if len(ps.readies) == 0 {
 		return nil
+	}
+	// Entries that were durable before this pass need not wait for its
+	// write: apply them, and answer their proposers, first.
+	if err := s.applyReadies(ps, true); err != nil {
+		return err
 	}
 	if !b.Empty() {
 		if err := b.Commit(mustSync); err != nil {
@@ -618,7 +627,30 @@ func (s *Scheduler) runPass(groups []*Group, ps *passState) error {
 			s.transport.Send(r.g.id, r.rd.Messages)
 		}
 	}
+	if err := s.applyReadies(ps, false); err != nil {
+		return err
+	}
+	for i := range ps.readies {
+		r := &ps.readies[i]
+		r.g.mu.Lock()
+		if !r.g.mu.closed {
+			r.g.mu.rn.Advance(r.rd)
+		}
+		more := !r.g.mu.closed && r.g.mu.rn.HasReady()
+		r.g.mu.Unlock()
+		if more {
+			s.enqueue(r.g)
+		}
+	}
+	s.metrics.passes.Inc()
+	s.metrics.passReadies.Observe(float64(len(ps.readies)))
+	return nil
+}
 
+// applyReadies applies the committed entries of the pass's Readies whose
+// applyFirst is first, in one unsynced batch, publishes them to their state
+// machines and completes their proposals.
+func (s *Scheduler) applyReadies(ps *passState, first bool) error {
 	ab := s.eng.NewBatch()
 	defer ab.Close()
 	ps.deliveries = ps.deliveries[:0]
@@ -632,14 +664,30 @@ func (s *Scheduler) runPass(groups []*Group, ps *passState) error {
 		ps.deliveries = ps.deliveries[:0]
 		return err
 	}
+	any := false
 	for i := range ps.readies {
 		r := &ps.readies[i]
+		if r.applyFirst != first {
+			continue
+		}
+		any = true
+		var err error
 		r.g.mu.Lock()
 		ps.deliveries, err = r.g.applyLocked(ab, &r.rd, ps.deliveries)
+		if err == nil && first {
+			// The log write that records the new commit index comes
+			// after this one: record, with what is applied, a commit
+			// index covering it, or a restart would find the applied
+			// index beyond the commit index.
+			err = r.g.mu.store.writeCommitFloor(ab, r.rd.HardState, r.g.mu.applied)
+		}
 		r.g.mu.Unlock()
 		if err != nil {
 			return failDeliveries(err)
 		}
+	}
+	if !any {
+		return nil
 	}
 	if !ab.Empty() {
 		// Applied state need not be synced: after a crash the group
@@ -650,25 +698,15 @@ func (s *Scheduler) runPass(groups []*Group, ps *passState) error {
 	}
 	for i := range ps.readies {
 		r := &ps.readies[i]
-		if len(r.rd.CommittedEntries) > 0 {
+		if r.applyFirst == first && len(r.rd.CommittedEntries) > 0 {
 			r.g.sm.Publish()
-		}
-		r.g.mu.Lock()
-		if !r.g.mu.closed {
-			r.g.mu.rn.Advance(r.rd)
-		}
-		more := !r.g.mu.closed && r.g.mu.rn.HasReady()
-		r.g.mu.Unlock()
-		if more {
-			s.enqueue(r.g)
 		}
 	}
 	for _, d := range ps.deliveries {
 		d.p.result = d.result
 		close(d.p.done)
 	}
-	s.metrics.passes.Inc()
-	s.metrics.passReadies.Observe(float64(len(ps.readies)))
+	ps.deliveries = ps.deliveries[:0]
 	return nil
 }
 

@@ -347,10 +347,14 @@ func assertCommittedEnd(t *testing.T, adm *kadm.Client, group, topic string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	ends, err := adm.ListEndOffsets(ctx, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Leaders move (leader balancing runs every second in tests): retry
+	// until every partition answers.
+	var ends kadm.ListedOffsets
+	waitFor(t, 10*time.Second, "end offsets of every partition", func() bool {
+		var err error
+		ends, err = adm.ListEndOffsets(ctx, topic)
+		return err == nil && ends.Error() == nil
+	})
 	committed, err := adm.FetchOffsets(ctx, group)
 	if err != nil {
 		t.Fatal(err)
@@ -540,8 +544,18 @@ func testGroupAPIs(t *testing.T, brokers []*Broker, adm *kadm.Client) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if del["busy-group"].Err != kerr.NonEmptyGroup || del["api-group"].Err != nil || del["no-such-group"].Err != kerr.GroupIDNotFound {
+	// api-group may come back GROUP_ID_NOT_FOUND: if the coordinator moves
+	// while the deletion is written, the client retries on the new
+	// coordinator, which already replayed the deletion. What must hold is
+	// that the group and its offsets are gone (checked below).
+	if del["busy-group"].Err != kerr.NonEmptyGroup || (del["api-group"].Err != nil && del["api-group"].Err != kerr.GroupIDNotFound) || del["no-such-group"].Err != kerr.GroupIDNotFound {
 		t.Errorf("DeleteGroups: busy %v, empty %v, unknown %v", del["busy-group"].Err, del["api-group"].Err, del["no-such-group"].Err)
+	}
+	if del["api-group"].Err != nil {
+		t.Logf("DeleteGroups answered %v for api-group (a retry after a coordinator move?)", del["api-group"].Err)
+	}
+	if d, err := adm.DescribeGroups(ctx, "api-group"); err != nil || d["api-group"].State != "Dead" {
+		t.Errorf("api-group after DeleteGroups: %v %+v, want Dead", err, d["api-group"])
 	}
 	member.Close()
 	if fetched, err := adm.FetchOffsets(ctx, "api-group"); err != nil || len(fetched) != 0 {

@@ -276,13 +276,14 @@ func (g *Group) canSendBeforePersistLocked(rd *raft.Ready) bool {
 	if state != raft.StateLeader {
 		return false
 	}
-	if hs := rd.HardState; hs != nil && !raft.IsEmptyHardState(hs) {
-		old := g.mu.store.hs
-		if hs.GetTerm() != old.GetTerm() || hs.GetVote() != old.GetVote() {
-			return false
-		}
-	}
-	return true
+	return g.keepsTermAndVoteLocked(rd)
+}
+
+// keepsTermAndVoteLocked reports whether rd leaves the durable term and
+// vote as they are.
+func (g *Group) keepsTermAndVoteLocked(rd *raft.Ready) bool {
+	hs, old := rd.HardState, g.mu.store.hs
+	return hs == nil || raft.IsEmptyHardState(hs) || (hs.GetTerm() == old.GetTerm() && hs.GetVote() == old.GetVote())
 }
 
 // canApplyBeforePersistLocked reports whether rd's committed entries may be
@@ -296,11 +297,7 @@ func (g *Group) canSendBeforePersistLocked(rd *raft.Ready) bool {
 // the next pass without waiting for that pass's write.
 func (g *Group) canApplyBeforePersistLocked(rd *raft.Ready) bool {
 	n := len(rd.CommittedEntries)
-	if n == 0 || rd.SoftState != nil {
-		return false
-	}
-	if hs := rd.HardState; hs != nil && !raft.IsEmptyHardState(hs) &&
-		(hs.GetTerm() != g.mu.store.hs.GetTerm() || hs.GetVote() != g.mu.store.hs.GetVote()) {
+	if n == 0 || rd.SoftState != nil || !g.keepsTermAndVoteLocked(rd) {
 		return false
 	}
 	if rd.CommittedEntries[n-1].GetIndex() > g.mu.store.lastIndex {
@@ -314,20 +311,20 @@ func (g *Group) canApplyBeforePersistLocked(rd *raft.Ready) bool {
 	return true
 }
 
-func (g *Group) persistLocked(b storage.Batch, rd *raft.Ready, scratch []byte) ([]byte, error) {
+func (g *Group) persistLocked(b storage.Batch, rd *raft.Ready) error {
 	if rd.Snapshot != nil && rd.Snapshot.GetMetadata().GetIndex() > 0 {
-		return scratch, fmt.Errorf("raftlog: group %d: snapshots are not supported yet", g.id)
+		return fmt.Errorf("raftlog: group %d: snapshots are not supported yet", g.id)
 	}
-	scratch, err := g.mu.store.append(b, rd.Entries, scratch)
+	err := g.mu.store.append(b, rd.Entries)
 	if err != nil {
-		return scratch, err
+		return err
 	}
 	if rd.HardState != nil && !raft.IsEmptyHardState(rd.HardState) {
 		if err := g.mu.store.setHardState(b, rd.HardState); err != nil {
-			return scratch, err
+			return err
 		}
 	}
-	return scratch, nil
+	return nil
 }
 
 // delivery is a proposal result to hand over once the apply batch commits.

@@ -223,20 +223,20 @@ func (s *logStore) Snapshot() (*pb.Snapshot, error) {
 // append adds ents (consecutive, as raft hands them over in Ready.Entries) to
 // b, replacing any conflicting suffix of the stored log. The in-memory bounds
 // move now; a failure to commit b is fatal to the broker.
-func (s *logStore) append(b storage.Batch, ents []*pb.Entry, scratch []byte) ([]byte, error) {
+func (s *logStore) append(b storage.Batch, ents []*pb.Entry) error {
 	if len(ents) == 0 {
-		return scratch, nil
+		return nil
 	}
 	first := ents[0].GetIndex()
 	if first <= s.truncIndex {
-		return scratch, fmt.Errorf("raftlog: group %d: append at %d below truncated index %d", s.id, first, s.truncIndex)
+		return fmt.Errorf("raftlog: group %d: append at %d below truncated index %d", s.id, first, s.truncIndex)
 	}
 	if first > s.lastIndex+1 {
-		return scratch, fmt.Errorf("raftlog: group %d: append at %d leaves a gap after %d", s.id, first, s.lastIndex)
+		return fmt.Errorf("raftlog: group %d: append at %d leaves a gap after %d", s.id, first, s.lastIndex)
 	}
 	if first <= s.lastIndex {
 		if err := b.DeleteRange(logKey(s.id, first), logKey(s.id, s.lastIndex+1)); err != nil {
-			return scratch, err
+			return err
 		}
 		for len(s.runs) > 0 && s.runs[len(s.runs)-1].index >= first {
 			s.runs = s.runs[:len(s.runs)-1]
@@ -250,7 +250,7 @@ func (s *logStore) append(b storage.Batch, ents []*pb.Entry, scratch []byte) ([]
 		if err := b.SetWith(logKey(s.id, e.GetIndex()), entryHeaderLen+len(data), func(v []byte) {
 			putEntryValue(v, typ, term, data)
 		}); err != nil {
-			return scratch, err
+			return err
 		}
 		if n := len(s.runs); n == 0 || s.runs[n-1].term != e.GetTerm() {
 			s.runs = append(s.runs, termRun{index: e.GetIndex(), term: e.GetTerm()})
@@ -259,7 +259,7 @@ func (s *logStore) append(b storage.Batch, ents []*pb.Entry, scratch []byte) ([]
 	last := ents[len(ents)-1]
 	s.lastIndex, s.lastTerm = last.GetIndex(), last.GetTerm()
 	s.cache.append(ents)
-	return scratch, nil
+	return nil
 }
 
 // setHardState adds hs to b.

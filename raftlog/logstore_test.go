@@ -33,7 +33,7 @@ func storeAppend(t testing.TB, eng storage.Engine, s *logStore, es []*pb.Entry, 
 	t.Helper()
 	b := eng.NewBatch()
 	defer b.Close()
-	if _, err := s.append(b, es, nil); err != nil {
+	if err := s.append(b, es); err != nil {
 		t.Fatalf("append: %v", err)
 	}
 	if hs != nil {
@@ -349,7 +349,7 @@ func TestLogStoreBounds(t *testing.T) {
 		// and change nothing.
 		for _, bad := range [][]*pb.Entry{ents(10, 2, 4), ents(5, 1, 4), ents(17, 1, 4)} {
 			b := eng.NewBatch()
-			if _, err := s.append(b, bad, nil); err == nil {
+			if err := s.append(b, bad); err == nil {
 				t.Errorf("append at %d accepted", bad[0].GetIndex())
 			}
 			b.Close()

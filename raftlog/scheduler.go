@@ -540,7 +540,6 @@ func (s *Scheduler) tick() {
 type passState struct {
 	readies    []groupReady
 	deliveries []delivery
-	scratch    []byte
 	spare      []*Group
 }
 
@@ -587,7 +586,7 @@ func (s *Scheduler) runPass(groups []*Group, ps *passState) error {
 		if ok {
 			early = g.canSendBeforePersistLocked(&rd)
 			applyFirst = g.canApplyBeforePersistLocked(&rd)
-			ps.scratch, err = g.persistLocked(b, &rd, ps.scratch)
+			err = g.persistLocked(b, &rd)
 			mustSync = mustSync || rd.MustSync
 		}
 		g.mu.Unlock()

@@ -108,11 +108,13 @@ func TestPebbleOptionsValidate(t *testing.T) {
 	o.MemTableSize = 1
 	o.L0CompactionThreshold = 10
 	o.L0StopWritesThreshold = 5
+	o.MaxBlobReferenceDepth = -1
+	o.L0TargetFileSize = 1
 	err := o.Validate()
 	if err == nil {
 		t.Fatal("invalid options passed")
 	}
-	for _, want := range []string{"Dir", "MemTableSize", "L0StopWritesThreshold"} {
+	for _, want := range []string{"Dir", "MemTableSize", "L0StopWritesThreshold", "MaxBlobReferenceDepth", "L0TargetFileSize"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %s", err, want)
 		}
@@ -213,4 +215,69 @@ func TestPebbleSeparatedValuesSurviveCompactionAndReopen(t *testing.T) {
 	p = open()
 	defer p.Close()
 	check(p)
+}
+
+// TestPebbleAppendOnlyLogKeepsValuesInPlace appends to several interleaved
+// logs, as partitions do, through many flushes and compactions, and checks
+// that compactions carried the separated values forward instead of
+// rewriting them (see DefaultPebbleMaxBlobReferenceDepth). The same
+// workload with a shallow depth must rewrite them, or the test proves
+// nothing.
+func TestPebbleAppendOnlyLogKeepsValuesInPlace(t *testing.T) {
+	t.Parallel()
+	// blobBytes returns the value bytes flushes wrote to blob files and
+	// those compactions rewrote (Pebble counts a flush's in both figures).
+	blobBytes := func(depth int) (flushed, rewritten uint64) {
+		p, err := storage.OpenPebble(storage.PebbleOptions{
+			Dir: "db", FS: vfs.NewMem(), Logger: testLogger,
+			MemTableSize: 1 << 20, L0TargetFileSize: 256 << 10, MaxBlobReferenceDepth: depth,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		value := bytes.Repeat([]byte{'v'}, 1024)
+		const logs = 8
+		var next [logs]int
+		for range 400 {
+			b := p.NewBatch()
+			for l := range logs {
+				for range 8 {
+					if err := b.Set([]byte(fmt.Sprintf("log/%02d/%08d", l, next[l])), value); err != nil {
+						t.Fatal(err)
+					}
+					next[l]++
+				}
+			}
+			if err := b.Commit(false); err != nil {
+				t.Fatal(err)
+			}
+			b.Close()
+		}
+		if err := p.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		m, err := p.Metrics()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Compact.Count == 0 {
+			t.Fatalf("depth %d: no compaction ran; the workload is too small to test anything", depth)
+		}
+		for _, l := range m.Levels {
+			flushed += l.BlobBytesFlushed
+			rewritten += l.BlobBytesCompacted
+		}
+		return flushed, rewritten - flushed
+	}
+	flushed, rewritten := blobBytes(0) // the default depth
+	if flushed == 0 {
+		t.Fatal("no values were separated into blob files")
+	}
+	if rewritten != 0 {
+		t.Errorf("default depth: compactions rewrote %d bytes of values (flushes wrote %d); an append-only log should not be rewritten", rewritten, flushed)
+	}
+	if _, rewritten := blobBytes(2); rewritten == 0 {
+		t.Errorf("depth 2: compactions rewrote no values; the workload no longer exercises the reference depth")
+	}
 }

@@ -30,3 +30,21 @@ func TestConfigValidateGroupSettings(t *testing.T) {
 		}
 	}
 }
+
+func TestMemTableSizeStaggeredByBroker(t *testing.T) {
+	t.Parallel()
+	const mib = 1 << 20
+	want := map[int32]uint64{1: 64 * mib, 2: 80 * mib, 3: 48 * mib, 4: 64 * mib, 0: 48 * mib, -1: 80 * mib}
+	for id, w := range want {
+		if got := memTableSizeFor(id); got != w {
+			t.Errorf("memTableSizeFor(%d) = %d MiB, want %d MiB", id, got/mib, w/mib)
+		}
+	}
+	// Any three consecutive ids — a partition's usual replicas — differ.
+	for id := int32(1); id < 100; id++ {
+		a, b, c := memTableSizeFor(id), memTableSizeFor(id+1), memTableSizeFor(id+2)
+		if a == b || b == c || a == c {
+			t.Fatalf("ids %d..%d share a memtable size: %d %d %d", id, id+2, a, b, c)
+		}
+	}
+}

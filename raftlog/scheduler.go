@@ -663,13 +663,13 @@ func (s *Scheduler) applyReadies(ps *passState, first bool) error {
 		ps.deliveries = ps.deliveries[:0]
 		return err
 	}
-	any := false
+	applied := false
 	for i := range ps.readies {
 		r := &ps.readies[i]
 		if r.applyFirst != first {
 			continue
 		}
-		any = true
+		applied = true
 		var err error
 		r.g.mu.Lock()
 		ps.deliveries, err = r.g.applyLocked(ab, &r.rd, ps.deliveries)
@@ -685,7 +685,7 @@ func (s *Scheduler) applyReadies(ps *passState, first bool) error {
 			return failDeliveries(err)
 		}
 	}
-	if !any {
+	if !applied {
 		return nil
 	}
 	if !ab.Empty() {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/raftka/raftka/storage"
@@ -177,13 +178,7 @@ func TestPebbleSeparatedValuesSurviveCompactionAndReopen(t *testing.T) {
 		}
 		b.Close()
 	}
-	if err := p.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	m, err := p.Metrics()
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := flushMetrics(t, p)
 	if m.BlobFiles.LiveCount == 0 {
 		t.Errorf("no blob files after writing %d MiB of 4 KiB values: values were not separated", 40*64*4/1024)
 	}
@@ -254,13 +249,7 @@ func TestPebbleAppendOnlyLogKeepsValuesInPlace(t *testing.T) {
 			}
 			b.Close()
 		}
-		if err := p.Flush(); err != nil {
-			t.Fatal(err)
-		}
-		m, err := p.Metrics()
-		if err != nil {
-			t.Fatal(err)
-		}
+		m := flushMetrics(t, p)
 		if m.Compact.Count == 0 {
 			t.Fatalf("depth %d: no compaction ran; the workload is too small to test anything", depth)
 		}
@@ -280,4 +269,17 @@ func TestPebbleAppendOnlyLogKeepsValuesInPlace(t *testing.T) {
 	if _, rewritten := blobBytes(2); rewritten == 0 {
 		t.Errorf("depth 2: compactions rewrote no values; the workload no longer exercises the reference depth")
 	}
+}
+
+// flushMetrics flushes p's memtable and returns Pebble's metrics after it.
+func flushMetrics(t *testing.T, p *storage.Pebble) *pebble.Metrics {
+	t.Helper()
+	if err := p.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	m, err := p.Metrics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }

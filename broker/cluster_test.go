@@ -54,6 +54,20 @@ func startTestCluster(t *testing.T, n int, net *raftlog.MemNetwork, mutate func(
 		}
 		cancel()
 	}
+	// A broker is ready once its own registration is applied; the others
+	// may not have applied it yet, and a topic created through one of them
+	// would be placed on fewer brokers (INVALID_REPLICATION_FACTOR).
+	waitFor(t, 20*time.Second, "every broker sees every broker registered and unfenced", func() bool {
+		for _, b := range brokers {
+			seen := b.meta.View().Brokers
+			for _, o := range brokers {
+				if br := seen[o.NodeID()]; br == nil || br.Fenced {
+					return false
+				}
+			}
+		}
+		return true
+	})
 	return brokers
 }
 

@@ -110,6 +110,11 @@ type PebbleOptions struct {
 	// the broker stores batches as sent, so compressing them again costs
 	// CPU for nothing (Kafka's compression.type=producer).
 	CompressBlocks bool
+	// CacheBlobPages keeps blob files' pages in the OS page cache after
+	// they are written. Off by default: the broker evicts them once synced
+	// (see dropPagesFS), because a page cache growing by every byte written
+	// costs more CPU than the rare reads of old log entries save.
+	CacheBlobPages bool
 	// Logger receives Pebble's messages: info at Debug level, errors and
 	// background events at Warn/Error. Nil means slog.Default().
 	Logger *slog.Logger
@@ -199,8 +204,12 @@ func (o *PebbleOptions) Validate() error {
 func (o *PebbleOptions) pebbleOptions() *pebble.Options {
 	log := o.Logger.With("component", "pebble", "dir", o.Dir)
 	maxCompactions := o.MaxConcurrentCompactions
+	fs := o.FS
+	if !o.CacheBlobPages {
+		fs = dropPagesFS{FS: fs}
+	}
 	po := &pebble.Options{
-		FS:                          o.FS,
+		FS:                          fs,
 		CacheSize:                   o.CacheSize,
 		MemTableSize:                o.MemTableSize,
 		MemTableStopWritesThreshold: o.MemTableStopWritesThreshold,

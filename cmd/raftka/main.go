@@ -25,6 +25,7 @@ const (
 )
 
 func main() {
+	tuneRuntime()
 	os.Exit(run(context.Background(), osEnv(), os.Args[1:]))
 }
 

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/raftka/raftka/internal/bufpool"
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -101,7 +102,7 @@ func (cc *clientConn) readLoop() error {
 			cc.b.metrics.malformed.Inc()
 			return fmt.Errorf("%w: frame of %d bytes (limit %d)", errMalformed, size, cc.b.cfg.MaxFrameBytes)
 		}
-		body := make([]byte, size)
+		body := bufpool.Get(int(size))
 		if _, err := io.ReadFull(r, body); err != nil {
 			return err
 		}
@@ -109,6 +110,15 @@ func (cc *clientConn) readLoop() error {
 		if err != nil {
 			cc.b.metrics.malformed.Inc()
 			return err
+		}
+		if p.key == kmsg.Produce.Int16() {
+			// Produce is the one request whose frame is recycled: its
+			// handler copies each batch into its proposal before
+			// returning, and keeps only copied strings (kmsg's safe
+			// ReadFrom) and numbers. Other handlers may keep slices of
+			// their frame (group metadata, offsets' metadata), so their
+			// frames are left to the garbage collector.
+			bufpool.Put(body)
 		}
 		select {
 		case cc.pending <- p:

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/raftka/raftka/internal/bufpool"
 	"github.com/raftka/raftka/storage"
 )
 
@@ -201,10 +202,17 @@ func (p *Partition) Group() *Group { return p.group }
 // returns a function that waits for its AppendResult. Batches proposed in
 // order from one goroutine are appended in that order.
 func (p *Partition) AppendAsync(batch []byte) (func(context.Context) (AppendResult, error), error) {
-	// One copy of the batch, behind room for the envelope and command.
-	data := make([]byte, envelopeHeader+1, envelopeHeader+1+len(batch))
+	// The batch behind room for the envelope and command, in a recycled
+	// buffer: Raft keeps its own copy of an entry it accepts (appendEntry
+	// clones proposals; TestRaftCopiesProposals pins it), and a partition
+	// group never forwards proposals, which would send data itself later.
+	data := bufpool.Get(envelopeHeader + 1 + len(batch))
 	data[envelopeHeader] = cmdRecordBatch
-	prop, err := p.group.proposeEnvelope(append(data, batch...))
+	copy(data[envelopeHeader+1:], batch)
+	prop, err := p.group.proposeEnvelope(data)
+	if !p.group.opts.ForwardProposals {
+		bufpool.Put(data)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -97,8 +97,16 @@ func (p *Pebble) Get(key []byte) ([]byte, error) {
 func (p *Pebble) NewBatch() Batch {
 	// db.NewBatch only allocates; it is safe even on a closed database, and
 	// Commit checks for closure before using it.
-	return &pebbleBatch{p: p, b: p.db.NewBatch()}
+	return &pebbleBatch{p: p, b: p.db.NewBatch(pebble.WithMaxRetainedSizeBytes(maxRetainedBatchBytes))}
 }
+
+// maxRetainedBatchBytes is the largest batch buffer Pebble's batch pool
+// keeps for reuse (its default is 1 MiB). A scheduler pass under load
+// writes several megabytes of entries in one batch; above the default each
+// pass allocated its buffer afresh and regrew it by doubling, copying what
+// it held at every step. The pool is a sync.Pool, so the garbage collector
+// still frees buffers nobody reuses.
+const maxRetainedBatchBytes = 64 << 20
 
 // NewIter implements Engine.
 func (p *Pebble) NewIter(lower, upper []byte) (Iterator, error) {

@@ -34,7 +34,7 @@ func TestConfigValidateGroupSettings(t *testing.T) {
 func TestMemTableSizeStaggeredByBroker(t *testing.T) {
 	t.Parallel()
 	const mib = 1 << 20
-	want := map[int32]uint64{1: 64 * mib, 2: 80 * mib, 3: 48 * mib, 4: 64 * mib, 0: 48 * mib, -1: 80 * mib}
+	want := map[int32]uint64{1: 16 * mib, 2: 20 * mib, 3: 12 * mib, 4: 16 * mib, 0: 12 * mib, -1: 20 * mib}
 	for id, w := range want {
 		if got := memTableSizeFor(id); got != w {
 			t.Errorf("memTableSizeFor(%d) = %d MiB, want %d MiB", id, got/mib, w/mib)

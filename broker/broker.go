@@ -146,9 +146,15 @@ func openEngine(cfg Config) (storage.Engine, error) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("data dir: %w", err)
 		}
-		return storage.OpenPebble(storage.PebbleOptions{Dir: dir, FS: vfs.Default, Logger: cfg.Logger,
-			MemTableSize: memTableSizeFor(cfg.NodeID)})
+		return storage.OpenPebble(pebbleOptionsFor(cfg, dir))
 	}
+}
+
+// pebbleOptionsFor returns the engine options of a broker with cfg whose
+// engine lives in dir.
+func pebbleOptionsFor(cfg Config, dir string) storage.PebbleOptions {
+	return storage.PebbleOptions{Dir: dir, FS: vfs.Default, Logger: cfg.Logger,
+		MemTableSize: memTableSizeFor(cfg.NodeID), CacheBlobPages: cfg.CacheLogPages}
 }
 
 // memTableSizeFor staggers Pebble's memtable size by broker id: 3/4, 1 or

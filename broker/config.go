@@ -33,6 +33,12 @@ type Config struct {
 	AdminAddr string `yaml:"admin-addr"`
 	// Storage is the engine: "pebble" (durable) or "memory" (lost on exit).
 	Storage string `yaml:"storage"`
+	// CacheLogPages keeps the record batches the engine writes in the OS
+	// page cache. Off by default: they are evicted once synced (see
+	// storage.PebbleOptions.CacheBlobPages), which costs consumers catching
+	// up on old data a disk read and saves the CPU of a page cache that
+	// grows by every byte written.
+	CacheLogPages bool `yaml:"cache-log-pages"`
 	// Rack is the broker's rack, for rack-aware placement.
 	Rack string `yaml:"rack"`
 	// ClusterID is reported to clients in Metadata and DescribeCluster.

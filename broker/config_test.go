@@ -48,3 +48,17 @@ func TestMemTableSizeStaggeredByBroker(t *testing.T) {
 		}
 	}
 }
+
+func TestPebbleOptionsForConfig(t *testing.T) {
+	t.Parallel()
+	cfg := DefaultConfig()
+	cfg.NodeID = 2
+	o := pebbleOptionsFor(cfg, "/data/engine")
+	if o.Dir != "/data/engine" || o.MemTableSize != memTableSizeFor(2) || o.CacheBlobPages {
+		t.Fatalf("defaults: %+v", o)
+	}
+	cfg.CacheLogPages = true
+	if o := pebbleOptionsFor(cfg, "/data/engine"); !o.CacheBlobPages {
+		t.Fatal("cache-log-pages did not reach the engine's CacheBlobPages")
+	}
+}

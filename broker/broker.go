@@ -158,13 +158,13 @@ func pebbleOptionsFor(cfg Config, dir string) storage.PebbleOptions {
 }
 
 // memTableSizeFor staggers Pebble's memtable size by broker id: 3/4, 1 or
-// 5/4 of the default (12, 16 or 20 MiB) for ids ≡ 0, 1, 2 (mod 3). The replicas of a partition receive
-// the same bytes at the same rate, so with one memtable size they fill and
-// flush their memtables together, and a flush costs about a core for a few
-// hundred milliseconds: a commit then waits on a quorum that is flushing
-// at once, and brokers sharing a machine (tests, demos, benchmarks) stall
-// each other. Different sizes keep the flushes apart. Measured (with the
-// 64 MiB default of the time, so 48/64/80 MiB) with
+// 5/4 of the default (12, 16 or 20 MiB) for ids ≡ 0, 1, 2 (mod 3). The
+// replicas of a partition receive the same bytes at the same rate, so with
+// one memtable size they fill and flush their memtables together, and a
+// flush costs about a core while it lasts: a commit then waits on a quorum
+// that is flushing at once, and brokers sharing a machine (tests, demos,
+// benchmarks) stall each other. Different sizes keep the flushes apart.
+// Measured (with the 64 MiB default of the time, so 48/64/80 MiB) with
 // `raftka bench produce --in-process 3 --replicas 3 --rate 44000
 // --duration 20s` in two series of three interleaved runs each on a noisy
 // 2-core machine: p90 1,780/128/50 → 59/31/31 ms and 70/37/35 → 29/17/16

@@ -38,21 +38,8 @@ func (fs dropPagesFS) Create(name string, category vfs.DiskWriteCategory) (vfs.F
 // skipping dirty ones.
 type dropPagesFile struct{ vfs.File }
 
-func (f dropPagesFile) Sync() error {
-	if err := f.File.Sync(); err != nil {
-		return err
-	}
-	f.drop()
-	return nil
-}
-
-func (f dropPagesFile) SyncData() error {
-	if err := f.File.SyncData(); err != nil {
-		return err
-	}
-	f.drop()
-	return nil
-}
+func (f dropPagesFile) Sync() error     { return f.dropAfter(f.File.Sync()) }
+func (f dropPagesFile) SyncData() error { return f.dropAfter(f.File.SyncData()) }
 
 func (f dropPagesFile) SyncTo(length int64) (fullSync bool, err error) {
 	fullSync, err = f.File.SyncTo(length)
@@ -60,6 +47,15 @@ func (f dropPagesFile) SyncTo(length int64) (fullSync bool, err error) {
 		f.drop()
 	}
 	return fullSync, err
+}
+
+// dropAfter drops the pages once a full sync succeeded, and returns its
+// error.
+func (f dropPagesFile) dropAfter(syncErr error) error {
+	if syncErr == nil {
+		f.drop()
+	}
+	return syncErr
 }
 
 // drop is advice: a file without a descriptor (an in-memory FS) or an

@@ -65,8 +65,4 @@ func (t runtimeTuning) apply() {
 }
 
 // tuneRuntime applies the broker's runtime tuning to this process.
-func tuneRuntime() runtimeTuning {
-	t := tuningFor(os.Getenv, runtime.GOMAXPROCS(0))
-	t.apply()
-	return t
-}
+func tuneRuntime() { tuningFor(os.Getenv, runtime.GOMAXPROCS(0)).apply() }

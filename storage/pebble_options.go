@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -122,6 +123,12 @@ type PebbleOptions struct {
 	// (see dropPagesFS), because a page cache growing by every byte written
 	// costs more CPU than the rare reads of old log entries save.
 	CacheBlobPages bool
+	// BackgroundWritePacing paces flushes and compactions: they may write
+	// this many bytes per byte written to the WAL (plus a floor of 64 MiB/s),
+	// so that their bursts do not queue ahead of synced log writes (see
+	// writePacer). Zero means DefaultBackgroundWritePacing; negative turns
+	// pacing off.
+	BackgroundWritePacing float64
 	// Logger receives Pebble's messages: info at Debug level, errors and
 	// background events at Warn/Error. Nil means slog.Default().
 	Logger *slog.Logger
@@ -158,6 +165,9 @@ func (o *PebbleOptions) EnsureDefaults() {
 	}
 	if o.L0TargetFileSize == 0 {
 		o.L0TargetFileSize = DefaultPebbleL0TargetFileSize
+	}
+	if o.BackgroundWritePacing == 0 {
+		o.BackgroundWritePacing = DefaultBackgroundWritePacing
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -198,6 +208,9 @@ func (o *PebbleOptions) Validate() error {
 	if o.L0TargetFileSize < 64<<10 {
 		errs = append(errs, fmt.Errorf("L0TargetFileSize %d is below 64 KiB", o.L0TargetFileSize))
 	}
+	if math.IsNaN(o.BackgroundWritePacing) || math.IsInf(o.BackgroundWritePacing, 0) {
+		errs = append(errs, fmt.Errorf("BackgroundWritePacing %v is not a number of bytes per WAL byte", o.BackgroundWritePacing))
+	}
 	if o.Logger == nil {
 		errs = append(errs, errors.New("Logger is nil"))
 	}
@@ -214,6 +227,10 @@ func (o *PebbleOptions) pebbleOptions() *pebble.Options {
 	fs := o.FS
 	if !o.CacheBlobPages {
 		fs = dropPagesFS{FS: fs}
+	}
+	pacer := newWritePacer(o.BackgroundWritePacing)
+	if o.BackgroundWritePacing > 0 {
+		fs = pacedFS{FS: fs, p: pacer}
 	}
 	po := &pebble.Options{
 		FS:                          fs,
@@ -233,8 +250,11 @@ func (o *PebbleOptions) pebbleOptions() *pebble.Options {
 			DiskSlow: func(info pebble.DiskSlowInfo) {
 				log.Warn("disk slow", "path", info.Path, "op", info.OpType.String(), "duration", info.Duration)
 			},
-			WriteStallBegin: func(info pebble.WriteStallBeginInfo) { log.Warn("write stall begin", "reason", info.Reason) },
-			WriteStallEnd:   func() { log.Info("write stall end") },
+			WriteStallBegin: func(info pebble.WriteStallBeginInfo) {
+				log.Warn("write stall begin", "reason", info.Reason)
+				pacer.stalled.Store(true)
+			},
+			WriteStallEnd: func() { log.Info("write stall end"); pacer.stalled.Store(false) },
 		},
 	}
 	po.TargetFileSizes[0] = o.L0TargetFileSize

@@ -1,0 +1,178 @@
+package storage
+
+import (
+	"bytes"
+	"math"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// fakeClock is a manual clock for the pacer: sleeping advances it.
+type fakeClock struct {
+	mu    sync.Mutex
+	t     time.Time
+	slept time.Duration
+}
+
+func (c *fakeClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) sleep(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+	c.slept += d
+}
+
+func newTestPacer(factor float64) (*writePacer, *fakeClock) {
+	c := &fakeClock{t: time.Unix(1000, 0)}
+	p := newWritePacer(factor)
+	p.now, p.sleep = c.now, c.sleep
+	p.mu.last = c.t
+	return p, c
+}
+
+func TestPacerFloorRateWithoutWAL(t *testing.T) {
+	p, c := newTestPacer(2)
+	// The saved burst goes at once; the rest at the floor rate.
+	const total = 32 << 20
+	for range total / (256 << 10) {
+		p.wait(256 << 10)
+	}
+	want := time.Duration(float64(total-pacerBurst) / pacerMinRate * float64(time.Second))
+	if c.slept < want*95/100 || c.slept > want*105/100 {
+		t.Fatalf("32 MiB with no WAL writes took %v of pacing, want about %v (the floor rate)", c.slept, want)
+	}
+}
+
+func TestPacerKeepsUpWithTheWAL(t *testing.T) {
+	p, c := newTestPacer(2)
+	// 64 MiB of WAL interleaved with 128 MiB of flush: the flush may
+	// write two bytes per WAL byte, so it never waits beyond the floor's
+	// rounding.
+	for range 256 {
+		p.walWritten(256 << 10)
+		p.wait(256 << 10)
+		p.wait(256 << 10)
+	}
+	if c.slept > 10*time.Millisecond {
+		t.Fatalf("a flush at twice the WAL's bytes waited %v; want next to nothing", c.slept)
+	}
+	// Beyond the factor, it waits for more WAL or the floor.
+	before := c.slept
+	for range 64 {
+		p.walWritten(256 << 10)
+		p.wait(1 << 20)
+	}
+	if c.slept-before < 100*time.Millisecond {
+		t.Fatalf("a flush at four times the WAL's bytes waited only %v", c.slept-before)
+	}
+}
+
+func TestPacerStepsAsideDuringAWriteStall(t *testing.T) {
+	p, c := newTestPacer(2)
+	p.stalled.Store(true)
+	for range 100 {
+		p.wait(1 << 20)
+	}
+	if c.slept != 0 {
+		t.Fatalf("writes waited %v during a write stall; want none", c.slept)
+	}
+	p.stalled.Store(false)
+	p.wait(1 << 20)
+	p.wait(1 << 20)
+	if c.slept == 0 {
+		t.Fatal("pacing did not resume after the stall")
+	}
+}
+
+func TestPacedFSWrapsOnlyWALsTablesAndBlobs(t *testing.T) {
+	p, _ := newTestPacer(2)
+	fs := pacedFS{FS: vfs.NewMem(), p: p}
+	for name, want := range map[string]string{
+		"000001.log":   "wal",
+		"000002.sst":   "paced",
+		"000003.blob":  "paced",
+		"MANIFEST-001": "plain",
+		"OPTIONS-001":  "plain",
+	} {
+		f, err := fs.Create(name, vfs.WriteCategoryUnspecified)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := "plain"
+		switch f.(type) {
+		case walFile:
+			got = "wal"
+		case pacedFile:
+			got = "paced"
+		}
+		if got != want {
+			t.Errorf("%s: wrapped as %s, want %s", name, got, want)
+		}
+		f.Close()
+	}
+	// A recycled WAL is still counted.
+	f, err := fs.ReuseForWrite("000001.log", "000004.log", vfs.WriteCategoryUnspecified)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := f.(walFile); !ok {
+		t.Errorf("recycled WAL wrapped as %T, want walFile", f)
+	}
+	f.Close()
+}
+
+func TestPacedPebbleKeepsItsData(t *testing.T) {
+	// Small memtables make the writes below flush and compact through the
+	// pacer several times; everything must read back.
+	opts := PebbleOptions{Dir: filepath.Join(t.TempDir(), "db"), MemTableSize: 1 << 20, BackgroundWritePacing: 2}
+	e, err := OpenPebble(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	val := bytes.Repeat([]byte("v"), 4<<10)
+	const n = 2000
+	for i := range n {
+		b := e.NewBatch()
+		if err := b.Set([]byte{byte(i >> 8), byte(i)}, val); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Commit(i%100 == 0); err != nil {
+			t.Fatal(err)
+		}
+		b.Close()
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e, err = OpenPebble(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	for i := range n {
+		v, err := e.Get([]byte{byte(i >> 8), byte(i)})
+		if err != nil {
+			t.Fatalf("key %d: %v", i, err)
+		}
+		if !bytes.Equal(v, val) {
+			t.Fatalf("key %d: %d bytes, want %d", i, len(v), len(val))
+		}
+	}
+}
+
+func TestPebbleOptionsRejectNonNumericPacing(t *testing.T) {
+	o := PebbleOptions{Dir: "x", BackgroundWritePacing: math.NaN()}
+	o.EnsureDefaults()
+	if err := o.Validate(); err == nil {
+		t.Fatal("NaN pacing accepted")
+	}
+}

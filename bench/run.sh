@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reruns the tables of BENCHMARKS.md with `raftka bench`, on this machine.
 #
-#   bench/run.sh                      # the full run: 3 runs of 20 s each (~25 min)
+#   bench/run.sh                      # the full run: 3 runs of 20 s each (~30 min)
 #   RUNS=1 DURATION=5s bench/run.sh   # a quick check that everything works
 #
 # For every record size: the storage ceiling (synced Pebble batches), one
@@ -21,7 +21,14 @@ cd "$(dirname "$0")/.."
 
 RUNS=${RUNS:-3}
 DURATION=${DURATION:-20s}
-WARMUP=${WARMUP:-5s}
+# Each process starts cold: its heap, Pebble's memtables and batch buffers
+# grow to their working size in the first seconds, and on a VM that backs
+# guest memory lazily every new page is a host fault (about 3 s of CPU per
+# GiB on the benchmark machine). A 3-broker RF=3 run grows to gigabytes and
+# takes 10 s or more to catch up with its schedule; 15 s of warm-up keeps
+# that transient out of the steady-state figures (as OpenMessaging
+# Benchmark's minute of warm-up does). Set WARMUP=5s to see it.
+WARMUP=${WARMUP:-15s}
 STORAGE_DURATION=${STORAGE_DURATION:-$DURATION}
 SIZES=${SIZES:-"100 1024"}
 PARTITIONS=${PARTITIONS:-8}     # partitions of the produce topic

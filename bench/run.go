@@ -422,9 +422,15 @@ func (r *runner) beginLoad() {
 // driveProducers runs the producers to the end of the window, then flushes
 // them, waiting up to DrainTimeout. It returns when sending stopped.
 func (r *runner) driveProducers(ctx context.Context, ps []*producer) time.Time {
+	// A producer whose buffer is full blocks in Produce until a record is
+	// acknowledged. If the cluster stops acknowledging, only a deadline
+	// ends that wait: a drain timeout after the window, records still
+	// waiting fail (and count as errors) instead of hanging the run.
+	lctx, lcancel := context.WithTimeout(ctx, r.measureEnd.Sub(r.clock.Now())+r.cfg.DrainTimeout)
+	defer lcancel()
 	var wg sync.WaitGroup
 	for i, p := range ps {
-		wg.Go(func() { p.load(ctx, i, len(ps)) })
+		wg.Go(func() { p.load(lctx, i, len(ps)) })
 	}
 	wg.Wait()
 	stopped := r.clock.Now()

@@ -8,10 +8,12 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/raftka/raftka/broker"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 func TestSummarizePercentiles(t *testing.T) {
@@ -371,5 +373,39 @@ func TestChartSVG(t *testing.T) {
 	}
 	if empty := (chart{Title: "x"}).SVG(); !strings.Contains(empty, "no data") {
 		t.Errorf("empty chart: %s", empty)
+	}
+}
+
+func TestRunEndsWhenTheClusterStopsAcknowledging(t *testing.T) {
+	t.Parallel()
+	k := startKfake(t)
+	// Once the topic exists, kfake swallows every produce request: the
+	// client never hears back, its buffer fills and Produce blocks.
+	var swallowed atomic.Int64
+	k.c.ControlKey(kmsg.Produce.Int16(), func(kmsg.Request) (kmsg.Response, error, bool) {
+		k.c.KeepControl()
+		swallowed.Add(1)
+		return nil, nil, true
+	})
+	cfg := quickConfig(WorkloadProduce, k.Seeds())
+	cfg.Warmup, cfg.Duration, cfg.DrainTimeout = 0, 300*time.Millisecond, 700*time.Millisecond
+	cfg.MaxBufferedRecords = 16
+	done := make(chan struct{})
+	var res *Result
+	var err error
+	go func() {
+		defer close(done)
+		res, err = Run(context.Background(), cfg, RunOptions{})
+	}()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the run did not end within 20 s of a cluster that never acknowledges")
+	}
+	if swallowed.Load() == 0 {
+		t.Fatal("no produce request reached the cluster")
+	}
+	if err == nil && (res == nil || res.ErrorsTotal == 0) {
+		t.Fatalf("a run with nothing acknowledged reported no error: %+v", res)
 	}
 }

@@ -7,6 +7,12 @@
 // groups, so that one synced batch can carry the writes of many groups (group
 // commit). The key layout on top of the engine belongs to the packages that
 // write it (see raftlog/keys.go); this package knows nothing of Raft.
+//
+// Pebble runs on the broker's filesystem through two thin vfs.FS layers:
+// blob files (the record batches) leave the OS page cache once synced
+// (pagecache.go), and flushes and compactions write at a pace set by the
+// WAL's (pacing.go), so that their bursts do not queue ahead of the synced
+// commits that produce requests wait for.
 package storage
 
 import "errors"

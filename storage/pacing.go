@@ -36,6 +36,9 @@ type writePacer struct {
 	burst float64
 	// stalled is set while Pebble stalls writes.
 	stalled atomic.Bool
+	// walBytes counts WAL bytes not yet turned into tokens: the WAL's
+	// writer only adds to it, so the commit path takes no lock here.
+	walBytes atomic.Int64
 	now     func() time.Time
 	sleep   func(time.Duration)
 
@@ -75,21 +78,19 @@ func newWritePacer(factor float64) *writePacer {
 	return p
 }
 
-// refillLocked adds the floor rate's tokens since the last refill.
+// refillLocked adds the tokens of the WAL bytes written and of the floor
+// rate since the last refill.
 func (p *writePacer) refillLocked(now time.Time) {
+	add := p.factor * float64(p.walBytes.Swap(0))
 	if d := now.Sub(p.mu.last); d > 0 {
-		p.mu.tokens = min(p.burst, p.mu.tokens+d.Seconds()*p.minRate)
+		add += d.Seconds() * p.minRate
 		p.mu.last = now
 	}
+	p.mu.tokens = min(p.burst, p.mu.tokens+add)
 }
 
 // walWritten credits n bytes written to the WAL.
-func (p *writePacer) walWritten(n int) {
-	p.mu.Lock()
-	p.refillLocked(p.now())
-	p.mu.tokens = min(p.burst, p.mu.tokens+p.factor*float64(n))
-	p.mu.Unlock()
-}
+func (p *writePacer) walWritten(n int) { p.walBytes.Add(int64(n)) }
 
 // wait blocks until a background write of n bytes may proceed, and spends
 // its tokens.

@@ -29,6 +29,7 @@ type benchOptions struct {
 	reportDir string
 	logLevel  string
 	cpuProf   string
+	memProf   string
 }
 
 func newBenchCmd(e *env, cf *clientFlags) *cobra.Command {
@@ -81,6 +82,7 @@ self-contained HTML page with charts.`,
 	pf.StringVar(&o.jsonPath, "json", "", "write every figure and the full configuration to this JSON file")
 	pf.StringVar(&o.reportDir, "report", "", "write a self-contained HTML report with charts (index.html and .svg files) to this directory")
 	pf.StringVar(&o.cpuProf, "cpu-profile", "", "write a pprof CPU profile of the whole process (load generator and in-process brokers) to this file")
+	pf.StringVar(&o.memProf, "mem-profile", "", "write a pprof allocation profile of the whole process (every allocation since it started, sampled) to this file at the end")
 	pf.StringVar(&o.logLevel, "log-level", "error", "log level of --in-process brokers: debug, info, warn or error (to stderr)")
 	cmd.AddCommand(
 		newBenchWorkloadCmd(e, cf, o, bench.WorkloadProduce),
@@ -141,27 +143,48 @@ func (o *benchOptions) startCluster(ctx context.Context, e *env, cf *clientFlags
 }
 
 // profile starts the CPU profile the flags ask for; the returned function
-// stops it.
+// stops it and writes the allocation profile, if asked for.
 func (o *benchOptions) profile(e *env) (func(), error) {
-	if o.cpuProf == "" {
-		return func() {}, nil
-	}
-	f, err := os.Create(o.cpuProf)
-	if err != nil {
-		return nil, fmt.Errorf("--cpu-profile: %w", err)
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("--cpu-profile: %w", err)
-	}
-	return func() {
-		pprof.StopCPUProfile()
-		if err := f.Close(); err != nil {
-			fmt.Fprintf(e.stderr, "warning: --cpu-profile: %v\n", err)
-			return
+	stopCPU := func() {}
+	if o.cpuProf != "" {
+		f, err := os.Create(o.cpuProf)
+		if err != nil {
+			return nil, fmt.Errorf("--cpu-profile: %w", err)
 		}
-		fmt.Fprintf(e.stderr, "wrote %s (go tool pprof %s)\n", o.cpuProf, o.cpuProf)
-	}, nil
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("--cpu-profile: %w", err)
+		}
+		stopCPU = func() {
+			pprof.StopCPUProfile()
+			if err := f.Close(); err != nil {
+				fmt.Fprintf(e.stderr, "warning: --cpu-profile: %v\n", err)
+				return
+			}
+			fmt.Fprintf(e.stderr, "wrote %s (go tool pprof %s)\n", o.cpuProf, o.cpuProf)
+		}
+	}
+	if o.memProf != "" {
+		// Fail now rather than after the run.
+		f, err := os.Create(o.memProf)
+		if err != nil {
+			stopCPU()
+			return nil, fmt.Errorf("--mem-profile: %w", err)
+		}
+		return func() {
+			stopCPU()
+			err := pprof.Lookup("allocs").WriteTo(f, 0)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				fmt.Fprintf(e.stderr, "warning: --mem-profile: %v\n", err)
+				return
+			}
+			fmt.Fprintf(e.stderr, "wrote %s (go tool pprof -sample_index=alloc_space %s)\n", o.memProf, o.memProf)
+		}, nil
+	}
+	return stopCPU, nil
 }
 
 // write writes the JSON file and the HTML report the flags ask for.

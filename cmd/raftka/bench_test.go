@@ -1,7 +1,9 @@
 package main
 
 import (
+	"compress/gzip"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -94,9 +96,30 @@ func TestBenchAgainstKfake(t *testing.T) {
 func TestBenchStorageAndPartitions(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	r := mustRun(t, "", "bench", "storage", "--record-size", "100", "--duration", "300ms", "--data-dir", dir, "--json", filepath.Join(dir, "s.json"))
+	cpu, mem := filepath.Join(dir, "cpu.prof"), filepath.Join(dir, "mem.prof")
+	r := mustRun(t, "", "bench", "storage", "--record-size", "100", "--duration", "300ms", "--data-dir", dir, "--json", filepath.Join(dir, "s.json"),
+		"--cpu-profile", cpu, "--mem-profile", mem)
 	if !strings.Contains(r.stdout, "synced batches/s") {
 		t.Errorf("storage summary:\n%s", r.stdout)
+	}
+	for _, path := range []string{cpu, mem} {
+		// A pprof profile is a gzipped protocol buffer.
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		zr, err := gzip.NewReader(f)
+		if err != nil {
+			t.Errorf("%s is not a pprof profile: %v", path, err)
+		} else if b, err := io.ReadAll(zr); err != nil || len(b) == 0 {
+			t.Errorf("%s: %d bytes of profile, %v", path, len(b), err)
+		}
+		f.Close()
+	}
+	// A profile that cannot be written fails before the run, not after.
+	r = runCLI(t, "", "bench", "storage", "--duration", "1h", "--data-dir", dir, "--mem-profile", filepath.Join(dir, "no", "such", "dir", "mem.prof"))
+	if r.code == 0 || !strings.Contains(r.stderr, "--mem-profile") {
+		t.Errorf("unwritable --mem-profile: exit %d\n%s", r.code, r.stderr)
 	}
 	r = mustRun(t, "", "bench", "partitions", "--in-process", "1", "--storage", "memory", "--count", "10", "--idle-window", "200ms",
 		"--report", filepath.Join(dir, "p"))

@@ -2,8 +2,10 @@ package storage
 
 import (
 	"bytes"
+	"log/slog"
 	"math"
 	"path/filepath"
+	"regexp"
 	"sync"
 	"testing"
 	"time"
@@ -174,5 +176,53 @@ func TestPebbleOptionsRejectNonNumericPacing(t *testing.T) {
 	o.EnsureDefaults()
 	if err := o.Validate(); err == nil {
 		t.Fatal("NaN pacing accepted")
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for Pebble's goroutines to log into.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func TestPebbleLogsFlushesAtDebugLevel(t *testing.T) {
+	// Flush durations against the ingest rate are what explain write
+	// stalls, so a debug log shows every flush with its size and time.
+	var logs lockedBuffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	e, err := OpenPebble(PebbleOptions{Dir: filepath.Join(t.TempDir(), "db"), Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	b := e.NewBatch()
+	if err := b.Set([]byte("k"), bytes.Repeat([]byte("v"), 4<<10)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(true); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	flushed := regexp.MustCompile(`msg=flush .*memtables=1 bytes=[1-9][0-9]* duration=`)
+	deadline := time.Now().Add(10 * time.Second)
+	for !flushed.MatchString(logs.String()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no flush logged at debug level; logs:\n%s", logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -255,6 +255,16 @@ func (o *PebbleOptions) pebbleOptions() *pebble.Options {
 				pacer.stalled.Store(true)
 			},
 			WriteStallEnd: func() { log.Info("write stall end"); pacer.stalled.Store(false) },
+			// Flushes and compactions at debug level: how long they take
+			// against the ingest rate explains write stalls.
+			FlushEnd: func(info pebble.FlushInfo) {
+				log.Debug("flush", "job", info.JobID, "memtables", info.Input, "bytes", info.InputBytes,
+					"duration", info.Duration, "total", info.TotalDuration, "err", info.Err)
+			},
+			CompactionEnd: func(info pebble.CompactionInfo) {
+				log.Debug("compaction", "job", info.JobID, "reason", info.Reason, "duration", info.Duration,
+					"total", info.TotalDuration, "err", info.Err)
+			},
 		},
 	}
 	po.TargetFileSizes[0] = o.L0TargetFileSize

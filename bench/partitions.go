@@ -235,12 +235,39 @@ func RunPartitions(ctx context.Context, cfg PartitionsConfig, local LocalBrokers
 }
 
 // processCPUTime is the CPU time (user and system) this process has used.
-func processCPUTime() time.Duration {
+func processCPUTime() time.Duration { return readProcessUsage().cpu }
+
+// processUsage is what this process has used since it started.
+type processUsage struct {
+	cpu    time.Duration // user and system
+	faults int64         // minor and major page faults
+	rss    int64         // resident bytes now; 0 if unknown
+}
+
+// readProcessUsage reads the process's usage; zero values where the system
+// does not say.
+func readProcessUsage() processUsage {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
+		return processUsage{rss: rss()}
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return processUsage{
+		cpu:    time.Duration(ru.Utime.Nano() + ru.Stime.Nano()),
+		faults: int64(ru.Minflt + ru.Majflt),
+		rss:    rss(),
+	}
+}
+
+// since is the usage between prev and u, dt seconds apart.
+func (u processUsage) since(prev processUsage, dt float64) ProcessSample {
+	if dt <= 0 {
+		return ProcessSample{RSSMB: float64(u.rss) / 1e6}
+	}
+	return ProcessSample{
+		CPUPercent:       100 * (u.cpu - prev.cpu).Seconds() / dt,
+		PageFaultsPerSec: float64(u.faults-prev.faults) / dt,
+		RSSMB:            float64(u.rss) / 1e6,
+	}
 }
 
 // liveHeap is the Go heap in use after a full collection.

@@ -205,10 +205,38 @@ func summaryRows(cfg Config, res *Result) [][2]string {
 		errs += "; first: " + res.FirstError
 	}
 	rows = append(rows, [2]string{"errors", errs})
+	if p, ok := windowProcess(res.Samples); ok {
+		rows = append(rows, [2]string{"process", p})
+	}
 	if res.Interrupted {
 		rows = append(rows, [2]string{"note", "interrupted: figures cover the part that ran"})
 	}
 	return rows
+}
+
+// windowProcess sums up the process's use over the measured window: its
+// mean CPU, its page faults and its largest resident set.
+func windowProcess(samples []Sample) (string, bool) {
+	var secs, cpu, faults, peak, prevT float64
+	for _, s := range samples {
+		dt := s.T - prevT
+		prevT = s.T
+		if s.Phase != phaseMeasure || dt <= 0 {
+			continue
+		}
+		secs += dt
+		cpu += s.Process.CPUPercent * dt
+		faults += s.Process.PageFaultsPerSec * dt
+		peak = max(peak, s.Process.RSSMB)
+	}
+	if secs == 0 {
+		return "", false
+	}
+	out := fmt.Sprintf("cpu %.0f%% of a core on average, %.0f page faults", cpu/secs, faults)
+	if peak > 0 {
+		out += fmt.Sprintf(", resident memory up to %.0f MB", peak)
+	}
+	return out, true
 }
 
 func clientsString(cfg Config) string {
@@ -329,8 +357,10 @@ type namedChart struct{ file, svg string }
 func runCharts(cfg Config, res *Result) []namedChart {
 	var t, pr, pmb, cr, cmb []float64
 	var lt, p50, p90, p99, p999, pmax []float64
+	var cpu, faults, rssMB []float64
 	for _, s := range res.Samples {
 		t = append(t, s.T)
+		cpu, faults, rssMB = append(cpu, s.Process.CPUPercent), append(faults, s.Process.PageFaultsPerSec), append(rssMB, s.Process.RSSMB)
 		pr, pmb = append(pr, s.ProducedPerSec), append(pmb, s.ProducedMBPerSec)
 		cr, cmb = append(cr, s.ConsumedPerSec), append(cmb, s.ConsumedMBPerSec)
 		if s.Latency != nil && s.Latency.Count > 0 {
@@ -366,6 +396,15 @@ func runCharts(cfg Config, res *Result) []namedChart {
 				{Name: "p50", X: lt, Y: p50}, {Name: "p90", X: lt, Y: p90}, {Name: "p99", X: lt, Y: p99},
 				{Name: "p99.9", X: lt, Y: p999}, {Name: "max", X: lt, Y: pmax, Dashed: true},
 			}}.SVG()})
+	}
+	if len(t) > 0 {
+		out = append(out,
+			namedChart{"process-cpu.svg", chart{Title: "This process's CPU (% of one core)", XLabel: "seconds", YLabel: "%",
+				ShadeTo: warm, ShadeLabel: "warm-up", Series: []chartSeries{{Name: "cpu", X: t, Y: cpu}}}.SVG()},
+			namedChart{"process-memory.svg", chart{Title: "This process's resident memory (MB)", XLabel: "seconds", YLabel: "MB",
+				ShadeTo: warm, ShadeLabel: "warm-up", Series: []chartSeries{{Name: "rss", X: t, Y: rssMB}}}.SVG()},
+			namedChart{"process-faults.svg", chart{Title: "This process's page faults per second", XLabel: "seconds", YLabel: "faults/s",
+				ShadeTo: warm, ShadeLabel: "warm-up", Series: []chartSeries{{Name: "page faults", X: t, Y: faults}}}.SVG()})
 	}
 	var dist []chartSeries
 	maxP := 0.0

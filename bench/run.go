@@ -50,6 +50,23 @@ type Sample struct {
 	// send to acknowledgement for produce, send to receipt for e2e; nil
 	// for consume.
 	Latency *IntervalLatency `json:"latency,omitempty"`
+	// Process is what this process used in the interval: the load
+	// generator's clients and, with --in-process, the brokers too.
+	Process ProcessSample `json:"process"`
+}
+
+// ProcessSample is the CPU and memory use of the benchmark process over one
+// interval. Page faults are worth watching on a VM, where the host may
+// back each newly touched page lazily: there a burst of them (the heap
+// growing again after the Go runtime returned memory) stalls everything.
+type ProcessSample struct {
+	// CPUPercent is user and system CPU time, in percent of one core.
+	CPUPercent float64 `json:"cpu_percent"`
+	// PageFaultsPerSec counts minor and major page faults.
+	PageFaultsPerSec float64 `json:"page_faults_per_s"`
+	// RSSMB is the resident set at the end of the interval, in 10^6
+	// bytes; 0 where the system does not say (outside Linux).
+	RSSMB float64 `json:"rss_mb"`
 }
 
 // IntervalLatency is the latency distribution of one interval, in ms.
@@ -734,6 +751,7 @@ func (r *runner) startSampler(lat []*latencyRecorder) (stop func()) {
 		defer t.Stop()
 		var prevP, prevPB, prevC, prevCB, prevE int64
 		prev := r.start
+		prevUse := readProcessUsage()
 		h := newHistogram()
 		for {
 			final := false
@@ -764,6 +782,9 @@ func (r *runner) startSampler(lat []*latencyRecorder) (stop func()) {
 				Errors:           e - prevE,
 			}
 			prevP, prevPB, prevC, prevCB, prevE = p, pb, c, cb, e
+			use := readProcessUsage()
+			s.Process = use.since(prevUse, dt)
+			prevUse = use
 			if lat != nil {
 				h.Reset()
 				for _, l := range lat {
@@ -785,14 +806,21 @@ func (r *runner) startSampler(lat []*latencyRecorder) (stop func()) {
 	return func() { close(done); wg.Wait() }
 }
 
+// Phases of a run, as in Sample.Phase.
+const (
+	phaseWarmup  = "warmup"
+	phaseMeasure = "measure"
+	phaseDrain   = "drain"
+)
+
 func (r *runner) phase(t time.Time) string {
 	switch {
 	case t.Before(r.measureStart):
-		return "warmup"
+		return phaseWarmup
 	case t.Before(r.measureEnd):
-		return "measure"
+		return phaseMeasure
 	}
-	return "drain"
+	return phaseDrain
 }
 
 func intervalLatency(h *hdrhistogram.Histogram) *IntervalLatency {

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -233,6 +234,25 @@ func TestRunProduceInProcess(t *testing.T) {
 	if got.Result.Produced["records_per_s"] <= 0 || got.Result.ProduceLatency["p99_ms"] == nil || len(got.Result.Samples) == 0 {
 		t.Errorf("result incomplete: %s", b)
 	}
+	// Every second records what the process used; a second of loading a
+	// broker in this process costs some CPU, and Linux says how much
+	// memory is resident.
+	busy := false
+	for _, smp := range got.Result.Samples {
+		proc, _ := smp["process"].(map[string]any)
+		if proc == nil {
+			t.Fatalf("sample without process usage: %v", smp)
+		}
+		if cpu, _ := proc["cpu_percent"].(float64); cpu > 0 {
+			busy = true
+		}
+		if rss, _ := proc["rss_mb"].(float64); runtime.GOOS == "linux" && rss <= 0 {
+			t.Errorf("sample without resident memory: %v", proc)
+		}
+	}
+	if !busy {
+		t.Error("no sample used any CPU")
+	}
 
 	// The report is a page with SVG charts.
 	rdir := filepath.Join(dir, "report")
@@ -243,7 +263,7 @@ func TestRunProduceInProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"<!doctype html>", "<svg", "Throughput", "Latency by percentile", "polyline"} {
+	for _, want := range []string{"<!doctype html>", "<svg", "Throughput", "Latency by percentile", "polyline", "page faults per second"} {
 		if !strings.Contains(string(page), want) {
 			t.Errorf("report lacks %q", want)
 		}
@@ -300,7 +320,14 @@ func TestRunAgainstKfake(t *testing.T) {
 	k := startKfake(t)
 	for _, w := range []string{WorkloadProduce, WorkloadE2E, WorkloadConsume} {
 		cfg := quickConfig(w, k.Seeds())
-		cfg.Duration, cfg.Warmup = time.Second, 0
+		if w == WorkloadConsume {
+			// A warm-up would read the whole fill before the window.
+			cfg.Duration, cfg.Warmup = time.Second, 0
+		}
+		// Producing keeps quickConfig's warm-up: without one, a client
+		// that takes a second to connect and learn metadata on a loaded
+		// machine (the race detector, tests in parallel) acknowledges
+		// nothing in the window.
 		if w == WorkloadE2E {
 			cfg.Rate = 1000
 		}
@@ -407,5 +434,37 @@ func TestRunEndsWhenTheClusterStopsAcknowledging(t *testing.T) {
 	}
 	if err == nil && (res == nil || res.ErrorsTotal == 0) {
 		t.Fatalf("a run with nothing acknowledged reported no error: %+v", res)
+	}
+}
+
+func TestProcessUsageSince(t *testing.T) {
+	prev := processUsage{cpu: 2 * time.Second, faults: 1000, rss: 50e6}
+	now := processUsage{cpu: 3500 * time.Millisecond, faults: 31000, rss: 80e6}
+	got := now.since(prev, 2)
+	want := ProcessSample{CPUPercent: 75, PageFaultsPerSec: 15000, RSSMB: 80}
+	if got != want {
+		t.Errorf("since: got %+v, want %+v", got, want)
+	}
+	// An empty interval has no rates, only the resident memory.
+	if got := now.since(prev, 0); got != (ProcessSample{RSSMB: 80}) {
+		t.Errorf("since over 0 s: %+v", got)
+	}
+}
+
+func TestWindowProcessCoversOnlyTheWindow(t *testing.T) {
+	samples := []Sample{
+		{T: 1, Phase: phaseWarmup, Process: ProcessSample{CPUPercent: 190, PageFaultsPerSec: 90000, RSSMB: 900}},
+		{T: 2, Phase: phaseMeasure, Process: ProcessSample{CPUPercent: 100, PageFaultsPerSec: 10, RSSMB: 500}},
+		{T: 3, Phase: phaseMeasure, Process: ProcessSample{CPUPercent: 50, PageFaultsPerSec: 30, RSSMB: 600}},
+		{T: 3.5, Phase: phaseMeasure, Process: ProcessSample{CPUPercent: 20, PageFaultsPerSec: 100, RSSMB: 550}},
+		{T: 4, Phase: phaseDrain, Process: ProcessSample{CPUPercent: 10, PageFaultsPerSec: 5000, RSSMB: 2000}},
+	}
+	got, ok := windowProcess(samples)
+	// 2.5 s: cpu (100+50+10)/2.5 = 64%; faults 10+30+50 = 90; peak 600 MB.
+	if want := "cpu 64% of a core on average, 90 page faults, resident memory up to 600 MB"; !ok || got != want {
+		t.Errorf("got %q, %v; want %q", got, ok, want)
+	}
+	if _, ok := windowProcess(samples[:1]); ok {
+		t.Error("a run without a window has no process summary")
 	}
 }

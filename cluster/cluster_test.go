@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/raftka/raftka/internal/syncbuf"
 )
 
 // Bounds on what the local preset should achieve on loopback; generous so
@@ -396,7 +397,7 @@ func TestCloseIsIdempotentAndFinal(t *testing.T) {
 
 func TestDuplicateIDIsWarned(t *testing.T) {
 	t.Parallel()
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	cfgA := testConfig(1)
 	cfgA.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	a := start(t, cfgA)
@@ -415,29 +416,11 @@ func TestDuplicateIDIsWarned(t *testing.T) {
 
 func TestMemberlistLogsGoToSlogAtDebug(t *testing.T) {
 	t.Parallel()
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	l := newMemberlistLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	l.Printf("[WARN] memberlist: Refuting a dead message (from: %s)", "broker-2")
 	want := `level=DEBUG msg="Refuting a dead message (from: broker-2)" memberlist_level=WARN`
 	if got := logs.String(); !strings.Contains(got, want) {
 		t.Fatalf("log = %q, want %q", got, want)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

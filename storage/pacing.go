@@ -39,8 +39,8 @@ type writePacer struct {
 	// walBytes counts WAL bytes not yet turned into tokens: the WAL's
 	// writer only adds to it, so the commit path takes no lock here.
 	walBytes atomic.Int64
-	now     func() time.Time
-	sleep   func(time.Duration)
+	now      func() time.Time
+	sleep    func(time.Duration)
 
 	mu struct {
 		sync.Mutex

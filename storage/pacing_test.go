@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/raftka/raftka/internal/syncbuf"
 )
 
 // fakeClock is a manual clock for the pacer: sleeping advances it.
@@ -179,28 +180,10 @@ func TestPebbleOptionsRejectNonNumericPacing(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer safe for Pebble's goroutines to log into.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func TestPebbleLogsFlushesAtDebugLevel(t *testing.T) {
 	// Flush durations against the ingest rate are what explain write
 	// stalls, so a debug log shows every flush with its size and time.
-	var logs lockedBuffer
+	var logs syncbuf.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e, err := OpenPebble(PebbleOptions{Dir: filepath.Join(t.TempDir(), "db"), Logger: log})
 	if err != nil {

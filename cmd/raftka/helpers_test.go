@@ -1,44 +1,22 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"io"
 	"log/slog"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/raftka/raftka/broker"
+	"github.com/raftka/raftka/internal/syncbuf"
 )
-
-// syncBuffer is a bytes.Buffer safe for the broker's logging goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-var _ io.Writer = (*syncBuffer)(nil)
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // testEnv is an env with captured streams, a signal channel the test sends
 // on, and an exit that records its code instead of ending the process.
 type testEnv struct {
 	env
-	stdoutBuf, stderrBuf syncBuffer
+	stdoutBuf, stderrBuf syncbuf.Buffer
 	sigs                 chan os.Signal
 	exits                chan int
 }

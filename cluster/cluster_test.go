@@ -143,31 +143,19 @@ func TestLeaveIsSeenAtOnce(t *testing.T) {
 func TestBroadcastReachesAllNodes(t *testing.T) {
 	t.Parallel()
 	nodes, _ := startThree(t)
-	const n = 20
-	for i := range n {
-		from := nodes[i%3]
-		if err := from.Broadcast([]byte(fmt.Sprintf("broker %d leads group %d at term 7", from.Self().ID, i))); err != nil {
-			t.Fatal(err)
+	// Delivery is best effort: a node the others take for dead for a
+	// moment (probes missed on a machine loaded by parallel -race tests)
+	// misses what is gossiped meanwhile. A round of broadcasts must reach
+	// every node; the cluster gets three rounds to deliver one whole.
+	var missing []string
+	for round := 1; round <= 3; round++ {
+		if missing = broadcastRound(t, nodes, round); len(missing) == 0 {
+			break
 		}
+		t.Logf("round %d: missing %v", round, missing)
 	}
-	for j, to := range nodes {
-		want := 0 // each node hears the others' messages, not its own
-		for i := range n {
-			if i%3 != j {
-				want++
-			}
-		}
-		got := map[string]bool{}
-		for len(got) < want {
-			got[string(receive(t, to, convergeTimeout))] = true
-		}
-		for i := range n {
-			from := nodes[i%3]
-			msg := fmt.Sprintf("broker %d leads group %d at term 7", from.Self().ID, i)
-			if got[msg] == (from == to) {
-				t.Errorf("broker %d: received %q = %v", to.Self().ID, msg, got[msg])
-			}
-		}
+	if len(missing) > 0 {
+		t.Fatalf("no round of broadcasts reached every node; last missed %v", missing)
 	}
 	if err := nodes[0].Broadcast(make([]byte, MaxMessageBytes+1)); !errors.Is(err, ErrMessageTooLarge) {
 		t.Fatalf("oversized Broadcast = %v", err)
@@ -423,4 +411,49 @@ func TestMemberlistLogsGoToSlogAtDebug(t *testing.T) {
 	if got := logs.String(); !strings.Contains(got, want) {
 		t.Fatalf("log = %q, want %q", got, want)
 	}
+}
+
+// broadcastRound broadcasts 20 messages tagged with round, from the nodes in
+// turn, and returns the messages some node did not receive within
+// convergeTimeout. A node receiving its own message fails the test.
+func broadcastRound(t *testing.T, nodes []*Cluster, round int) (missing []string) {
+	t.Helper()
+	const n = 20
+	msg := func(from *Cluster, i int) string {
+		return fmt.Sprintf("round %d: broker %d leads group %d at term 7", round, from.Self().ID, i)
+	}
+	for i := range n {
+		if err := nodes[i%3].Broadcast([]byte(msg(nodes[i%3], i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	prefix := fmt.Sprintf("round %d: ", round)
+	for _, to := range nodes {
+		want := map[string]bool{} // what to must receive, each the others' messages
+		for i := range n {
+			if from := nodes[i%3]; from != to {
+				want[msg(from, i)] = true
+			}
+		}
+		deadline := time.After(convergeTimeout)
+	receiving:
+		for len(want) > 0 {
+			select {
+			case m := <-to.Messages():
+				if !strings.HasPrefix(string(m), prefix) {
+					continue // a late message of an earlier round
+				}
+				if strings.Contains(string(m), fmt.Sprintf("broker %d ", to.Self().ID)) {
+					t.Errorf("broker %d received its own message %q", to.Self().ID, m)
+				}
+				delete(want, string(m))
+			case <-deadline:
+				break receiving
+			}
+		}
+		for m := range want {
+			missing = append(missing, fmt.Sprintf("broker %d: %q", to.Self().ID, m))
+		}
+	}
+	return missing
 }

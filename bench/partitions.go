@@ -235,7 +235,7 @@ func RunPartitions(ctx context.Context, cfg PartitionsConfig, local LocalBrokers
 }
 
 // processCPUTime is the CPU time (user and system) this process has used.
-func processCPUTime() time.Duration { return readProcessUsage().cpu }
+func processCPUTime() time.Duration { return rusage().cpu }
 
 // processUsage is what this process has used since it started.
 type processUsage struct {
@@ -247,14 +247,21 @@ type processUsage struct {
 // readProcessUsage reads the process's usage; zero values where the system
 // does not say.
 func readProcessUsage() processUsage {
+	u := rusage()
+	u.rss = rss()
+	return u
+}
+
+// rusage reads the CPU time and page faults of getrusage(2), without the
+// file read rss needs.
+func rusage() processUsage {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return processUsage{rss: rss()}
+		return processUsage{}
 	}
 	return processUsage{
 		cpu:    time.Duration(ru.Utime.Nano() + ru.Stime.Nano()),
 		faults: int64(ru.Minflt + ru.Majflt),
-		rss:    rss(),
 	}
 }
 

@@ -205,7 +205,10 @@ func (p *Partition) AppendAsync(batch []byte) (func(context.Context) (AppendResu
 	// The batch behind room for the envelope and command, in a recycled
 	// buffer: Raft keeps its own copy of an entry it accepts (appendEntry
 	// clones proposals; TestRaftCopiesProposals pins it), and a partition
-	// group never forwards proposals, which would send data itself later.
+	// group never forwards proposals, which would send data itself later
+	// (raft is configured to drop them on a follower, even one whose Group
+	// still believes it leads; TestFollowerNeverForwardsPartitionProposals
+	// pins it).
 	data := bufpool.Get(envelopeHeader + 1 + len(batch))
 	data[envelopeHeader] = cmdRecordBatch
 	copy(data[envelopeHeader+1:], batch)

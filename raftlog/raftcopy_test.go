@@ -2,6 +2,7 @@ package raftlog
 
 import (
 	"bytes"
+	"errors"
 	"log/slog"
 	"testing"
 
@@ -60,5 +61,55 @@ func TestRaftCopiesProposals(t *testing.T) {
 	}
 	if !found {
 		t.Fatal("the proposal is not in the Ready's entries")
+	}
+}
+
+// TestFollowerNeverForwardsPartitionProposals pins the other half of what
+// AppendAsync's recycling relies on: a replica that is no longer leader in
+// raft (though its Group still thinks so, until the next Ready) drops a
+// partition proposal instead of forwarding it. A forwarded MsgProp carries
+// the proposer's slice until the message is sent, by which time the slice
+// is back in the pool and holds other bytes: an entry no replica can apply.
+// Groups with ForwardProposals (the metadata group, which proposes from
+// slices it never reuses) still forward.
+func TestFollowerNeverForwardsPartitionProposals(t *testing.T) {
+	s := &Scheduler{cfg: testConfig(1), log: slog.New(slog.DiscardHandler)}
+	for _, forward := range []bool{false, true} {
+		st := raft.NewMemoryStorage()
+		if err := st.ApplySnapshot(&pb.Snapshot{Metadata: &pb.SnapshotMetadata{
+			Index: new(uint64(1)), Term: new(uint64(1)), ConfState: &pb.ConfState{Voters: []uint64{1, 2}},
+		}}); err != nil {
+			t.Fatal(err)
+		}
+		rn, err := raft.NewRawNode(s.raftConfig(7, st, 1, GroupOptions{ForwardProposals: forward}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Node 2 leads term 2: node 1 follows it.
+		if err := rn.Step(&pb.Message{Type: pb.MsgHeartbeat.Enum(), From: new(uint64(2)), To: new(uint64(1)), Term: new(uint64(2)), Commit: new(uint64(1))}); err != nil {
+			t.Fatal(err)
+		}
+		if got := rn.Status().Lead; got != 2 {
+			t.Fatalf("forward=%v: lead %d after node 2's heartbeat, want 2", forward, got)
+		}
+		for rn.HasReady() {
+			rn.Advance(rn.Ready())
+		}
+
+		err = rn.Propose([]byte("record batch"))
+		var forwarded bool
+		for rn.HasReady() {
+			rd := rn.Ready()
+			for _, m := range rd.Messages {
+				forwarded = forwarded || m.GetType() == pb.MsgProp
+			}
+			rn.Advance(rd)
+		}
+		switch {
+		case !forward && (!errors.Is(err, raft.ErrProposalDropped) || forwarded):
+			t.Errorf("partition group follower: Propose returned %v, forwarded %v; want ErrProposalDropped and no MsgProp", err, forwarded)
+		case forward && (err != nil || !forwarded):
+			t.Errorf("forwarding group follower: Propose returned %v, forwarded %v; want nil and a MsgProp to the leader", err, forwarded)
+		}
 	}
 }

@@ -189,6 +189,36 @@ type GroupOptions struct {
 	NoQuiesce bool
 }
 
+// raftConfig is the raft configuration of group id.
+func (s *Scheduler) raftConfig(id uint64, store raft.Storage, applied uint64, opts GroupOptions) *raft.Config {
+	return &raft.Config{
+		ID:                        s.cfg.NodeID,
+		ElectionTick:              s.cfg.ElectionTicks,
+		HeartbeatTick:             s.cfg.HeartbeatTicks,
+		Storage:                   store,
+		Applied:                   applied,
+		MaxSizePerMsg:             s.cfg.MaxSizePerMsg,
+		MaxCommittedSizePerReady:  64 << 20,
+		MaxUncommittedEntriesSize: s.cfg.MaxUncommittedBytes,
+		MaxInflightMsgs:           s.cfg.MaxInflightMsgs,
+		// Bound the bytes in flight to one follower too, well under the
+		// transport's per-peer queue, so that a busy group slows down
+		// instead of overflowing the queue (a drop sends the follower back
+		// to slow probing).
+		MaxInflightBytes: 8 << 20,
+		CheckQuorum:      true,
+		PreVote:          true,
+		// Without ForwardProposals a proposal reaching a follower is
+		// dropped, never forwarded. Group.proposeEnvelope checks its own
+		// view of the state first, but that view lags raft's by up to one
+		// Ready: a leader that just stepped down would otherwise forward
+		// the proposal, and a forwarded entry's data is sent later, from
+		// the proposer's slice (Partition.AppendAsync recycles it at once).
+		DisableProposalForwarding: !opts.ForwardProposals,
+		Logger:                    raftLogger{s.log.With("group", id)},
+	}
+}
+
 // AddGroup opens the bootstrapped group id with state machine sm and starts
 // driving it. The state machine must already reflect the group's persisted
 // applied index (see AppliedIndex).
@@ -216,25 +246,7 @@ func (s *Scheduler) AddGroupWithOptions(id uint64, sm StateMachine, opts GroupOp
 	if err != nil {
 		return nil, err
 	}
-	rn, err := raft.NewRawNode(&raft.Config{
-		ID:                        s.cfg.NodeID,
-		ElectionTick:              s.cfg.ElectionTicks,
-		HeartbeatTick:             s.cfg.HeartbeatTicks,
-		Storage:                   store,
-		Applied:                   applied,
-		MaxSizePerMsg:             s.cfg.MaxSizePerMsg,
-		MaxCommittedSizePerReady:  64 << 20,
-		MaxUncommittedEntriesSize: s.cfg.MaxUncommittedBytes,
-		MaxInflightMsgs:           s.cfg.MaxInflightMsgs,
-		// Bound the bytes in flight to one follower too, well under the
-		// transport's per-peer queue, so that a busy group slows down
-		// instead of overflowing the queue (a drop sends the follower back
-		// to slow probing).
-		MaxInflightBytes: 8 << 20,
-		CheckQuorum:      true,
-		PreVote:          true,
-		Logger:           raftLogger{s.log.With("group", id)},
-	})
+	rn, err := raft.NewRawNode(s.raftConfig(id, store, applied, opts))
 	if err != nil {
 		return nil, fmt.Errorf("raftlog: group %d: %w", id, err)
 	}

@@ -7,7 +7,11 @@ package broker
 // offset and timestamp of the record with the largest timestamp; any other
 // timestamp answers the first batch whose max timestamp is at or after it
 // (its base offset, never past the first matching record), or offset and
-// timestamp -1 if there is none, as Kafka answers.
+// timestamp -1 if there is none, as Kafka answers. A new leader that has
+// not yet applied an entry of its own term answers everything but -2 with
+// OFFSET_NOT_AVAILABLE (retriable), as Kafka does while a new leader's high
+// watermark lags: its high watermark may be below what the old leader
+// acknowledged.
 
 import (
 	"context"
@@ -47,6 +51,11 @@ func (b *Broker) listOffsets(req *kmsg.ListOffsetsRequest) kmsg.Response {
 			sp.LeaderEpoch = o.LeaderEpoch
 			if code := checkLeaderEpoch(rp.CurrentLeaderEpoch, o.LeaderEpoch); code != 0 {
 				sp.ErrorCode = code
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
+			if !o.CaughtUp && rp.Timestamp != -2 {
+				sp.ErrorCode = kerr.OffsetNotAvailable.Code
 				st.Partitions = append(st.Partitions, sp)
 				continue
 			}

@@ -7,7 +7,12 @@ package broker
 // epoch that wrote records, with the largest epoch at or below the one
 // asked (clients use this to detect log truncation after a leader change;
 // Raft never truncates committed records, so they never find any). The
-// client's current leader epoch is checked like Fetch's.
+// client's current leader epoch is checked like Fetch's. A new leader that
+// has not yet applied an entry of its own term answers OFFSET_NOT_AVAILABLE
+// (retriable), as Kafka does while a new leader's high watermark lags: that
+// high watermark may be below what the client read from the old leader, and
+// a client told the log ends before its position takes it for truncation
+// and goes back.
 
 import (
 	"context"
@@ -38,11 +43,12 @@ func handleOffsetForLeaderEpoch(b *Broker, cc *clientConn, kreq kmsg.Request) re
 				if code == 0 {
 					code = checkLeaderEpoch(rp.CurrentLeaderEpoch, p.Offsets().LeaderEpoch)
 				}
-				if code != 0 {
-					sp.ErrorCode = code
-				} else {
-					sp.LeaderEpoch, sp.EndOffset = p.EndOffsetForEpoch(rp.LeaderEpoch)
+				if code == 0 {
+					var err error
+					sp.LeaderEpoch, sp.EndOffset, err = p.EndOffsetForEpoch(rp.LeaderEpoch)
+					code = errorCode(err)
 				}
+				sp.ErrorCode = code
 				st.Partitions = append(st.Partitions, sp)
 			}
 			resp.Topics = append(resp.Topics, st)

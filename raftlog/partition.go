@@ -17,6 +17,12 @@ import (
 // [log start offset, high watermark].
 var ErrOffsetOutOfRange = errors.New("raftlog: offset out of range")
 
+// ErrOffsetNotAvailable is returned for offset lookups on a new leader that
+// has not yet applied an entry of its own term: its high watermark may still
+// lag what an earlier leader acknowledged (and a client already read), so an
+// answer now could send a client backwards. It is retriable.
+var ErrOffsetNotAvailable = errors.New("raftlog: offset not available until the new leader catches up")
+
 // Partition commands, the first byte of a partition entry's payload. Values
 // are only ever appended.
 const (
@@ -354,12 +360,19 @@ func (p *Partition) Offsets() Offsets {
 // EndOffsetForEpoch answers OffsetForLeaderEpoch as Kafka does: for the
 // current epoch, the high watermark; for an earlier one, the largest epoch
 // at or below it that wrote batches and the first offset of the next epoch
-// that did; -1, -1 for an epoch older than every batch.
-func (p *Partition) EndOffsetForEpoch(epoch int32) (int32, int64) {
+// that did; -1, -1 for an epoch older than every batch. Until the replica
+// has applied an entry of its current term it answers ErrOffsetNotAvailable:
+// its high watermark and epochs may lag what the client has already read,
+// and a client told the log ends before its position takes that as
+// truncation and goes back.
+func (p *Partition) EndOffsetForEpoch(epoch int32) (int32, int64, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if !p.mu.caughtUp {
+		return -1, -1, ErrOffsetNotAvailable
+	}
 	if epoch == int32(p.mu.term) {
-		return epoch, p.mu.highWatermark
+		return epoch, p.mu.highWatermark, nil
 	}
 	floor := -1
 	for i, e := range p.mu.epochs {
@@ -369,14 +382,14 @@ func (p *Partition) EndOffsetForEpoch(epoch int32) (int32, int64) {
 	}
 	if floor < 0 {
 		if len(p.mu.epochs) == 0 && epoch < int32(p.mu.term) {
-			return epoch, p.mu.logStartOffset
+			return epoch, p.mu.logStartOffset, nil
 		}
-		return -1, -1
+		return -1, -1, nil
 	}
 	if floor+1 < len(p.mu.epochs) {
-		return p.mu.epochs[floor].Epoch, p.mu.epochs[floor+1].StartOffset
+		return p.mu.epochs[floor].Epoch, p.mu.epochs[floor+1].StartOffset, nil
 	}
-	return p.mu.epochs[floor].Epoch, p.mu.highWatermark
+	return p.mu.epochs[floor].Epoch, p.mu.highWatermark, nil
 }
 
 // Read appends to dst the committed batches holding offsets from offset on,

@@ -636,3 +636,45 @@ func TestPartitionAppendAfterCrashGetsOwnOffset(t *testing.T) {
 		t.Fatalf("new batch acknowledged at offset %d, which holds %q", res.BaseOffset, got)
 	}
 }
+
+// TestPartitionEndOffsetForEpoch checks OffsetForLeaderEpoch's answers, and
+// that a replica in a new term answers none until it has applied an entry
+// of that term: before then its high watermark may lag what a client read
+// from the previous leader, and an end offset below a client's position
+// makes the client reset backwards (franz-go reports it as data loss).
+func TestPartitionEndOffsetForEpoch(t *testing.T) {
+	t.Parallel()
+	rs := startScheduler(t, testConfig(1), storage.NewMemory(), nil)
+	p := openLeaderPartition(t, rs.Scheduler, 10)
+	o := waitPartition(t, p, "caught up", func(o Offsets) bool { return o.CaughtUp })
+	e1 := o.LeaderEpoch
+
+	check := func(what string, epoch, wantEpoch int32, wantEnd int64) {
+		t.Helper()
+		gotEpoch, gotEnd, err := p.EndOffsetForEpoch(epoch)
+		if err != nil || gotEpoch != wantEpoch || gotEnd != wantEnd {
+			t.Errorf("%s: EndOffsetForEpoch(%d) = %d, %d, %v; want %d, %d, nil",
+				what, epoch, gotEpoch, gotEnd, err, wantEpoch, wantEnd)
+		}
+	}
+	check("empty partition, current epoch", e1, e1, 0)
+	for i, n := range []int{2, 3} {
+		if res := appendBatch(t, p, plainBatch(fmt.Sprintf("b%d", i), n).build()); res.Err != nil {
+			t.Fatalf("append %d: %v", i, res.Err)
+		}
+	}
+	check("current epoch", e1, e1, 5)
+	check("epoch before every batch", e1-1, -1, -1)
+
+	// The notification a replica gets when a new term starts, before it
+	// has applied any entry of that term.
+	p.LeadershipChanged(1, uint64(e1)+1)
+	for _, epoch := range []int32{e1, e1 + 1} {
+		if _, _, err := p.EndOffsetForEpoch(epoch); !errors.Is(err, ErrOffsetNotAvailable) {
+			t.Errorf("new term, not caught up: EndOffsetForEpoch(%d) error %v, want ErrOffsetNotAvailable", epoch, err)
+		}
+	}
+	p.AppliedTerm(uint64(e1) + 1)
+	check("caught up, previous epoch", e1, e1, 5)
+	check("caught up, current epoch", e1+1, e1+1, 5)
+}

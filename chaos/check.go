@@ -403,16 +403,20 @@ func (c *checker) checkReads() {
 
 // checkPolls follows each reader's polls of each partition: every poll
 // must be at the offset after the previous one, or where the last seek
-// pointed.
+// pointed. An anomaly shows the reader's fetch errors on the partition in
+// between too: a client that resets its position says so there (franz-go's
+// data-loss notice, say).
 func (c *checker) checkPolls(ops []Op) {
+	const maxShownFetchErrors = 5 // the latest, per anomaly
 	type cursor struct {
 		next  int64 // expected offset; -1 after a seek to an unknown offset
 		known bool  // whether next is known (false before the first seek/poll)
 		last  Op    // the op that set next
+		errs  []Op  // fetch errors since last
 	}
 	cur := map[readerPartition]*cursor{}
 	for _, op := range ops {
-		if op.Type != OpSeek && op.Type != OpPoll {
+		if op.Type != OpSeek && op.Type != OpPoll && op.Type != OpFetchError {
 			continue
 		}
 		k := readerPartition{op.Process, op.Partition}
@@ -421,10 +425,18 @@ func (c *checker) checkPolls(ops []Op) {
 			cu = &cursor{}
 			cur[k] = cu
 		}
-		if op.Type == OpSeek {
+		switch op.Type {
+		case OpFetchError:
+			if len(cu.errs) == maxShownFetchErrors {
+				cu.errs = append(cu.errs[:0], cu.errs[1:]...)
+			}
+			cu.errs = append(cu.errs, op)
+			continue
+		case OpSeek:
 			cu.known = op.Offset >= 0
 			cu.next = op.Offset
 			cu.last = op
+			cu.errs = cu.errs[:0]
 			continue
 		}
 		if cu.known && op.Offset != cu.next {
@@ -440,12 +452,14 @@ func (c *checker) checkPolls(ops []Op) {
 				detail = fmt.Sprintf("%s read partition %d offset %d after seeking to offset %d",
 					op.Process, op.Partition, op.Offset, cu.next)
 			}
+			shown := append(append([]Op{cu.last}, cu.errs...), op)
 			c.add(Anomaly{Kind: kind, Partition: op.Partition, Offset: op.Offset, Value: op.Value,
-				Detail: detail, Ops: []Op{cu.last, op}})
+				Detail: detail, Ops: shown})
 		}
 		cu.known = true
 		cu.next = op.Offset + 1
 		cu.last = op
+		cu.errs = cu.errs[:0]
 	}
 }
 

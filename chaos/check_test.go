@@ -355,3 +355,34 @@ func TestTimelineRenders(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckPollAnomalyShowsFetchErrors checks that a reader going back shows
+// the reader's fetch errors on the partition since its previous poll (the
+// latest few): a client resetting its position says why there.
+func TestCheckPollAnomalyShowsFetchErrors(t *testing.T) {
+	b := clean()
+	b.add(Op{Type: OpFetchError, Process: "r2", Partition: 0, Error: "another reader's error"})
+	b.add(Op{Type: OpFetchError, Process: "r1", Partition: 1, Error: "another partition's error"})
+	for i := range 7 {
+		b.add(Op{Type: OpFetchError, Process: "r1", Partition: 0, Error: fmt.Sprintf("lost data %d", i)})
+	}
+	b.poll("r1", "v0", 0, 0)
+	res := Check(b.ops, CheckOptions{})
+	ex := res.Examples[AnomalyNonMonotonicPoll]
+	if len(ex) != 1 {
+		t.Fatalf("%d non-monotonic-poll examples, want 1: %+v", len(ex), res.Examples)
+	}
+	var errs []string
+	for _, op := range ex[0].Ops {
+		if op.Type == OpFetchError {
+			errs = append(errs, op.Error)
+		}
+	}
+	want := []string{"lost data 2", "lost data 3", "lost data 4", "lost data 5", "lost data 6"}
+	if !slices.Equal(errs, want) {
+		t.Fatalf("fetch errors shown %q, want %q", errs, want)
+	}
+	if ops := ex[0].Ops; ops[0].Type != OpPoll || ops[len(ops)-1].Type != OpPoll {
+		t.Fatalf("shown ops do not start and end with the two polls: %+v", ops)
+	}
+}

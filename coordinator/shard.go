@@ -20,6 +20,7 @@
 package coordinator
 
 import (
+	"bytes"
 	"crypto/rand"
 	"fmt"
 	"log/slog"
@@ -155,7 +156,8 @@ func (s *Shard) InflightWrites() int { return len(s.inflight) }
 // Replay applies one record of the partition's log, in log order, while
 // loading. It returns an error for a record it cannot decode; the caller
 // logs it and goes on (the record's group may then be missing data, which
-// is better than not serving the partition's other groups).
+// is better than not serving the partition's other groups). The shard keeps
+// nothing of r's bytes: the caller may reuse them once Replay returns.
 func (s *Shard) Replay(r Record) error {
 	if s.loaded {
 		return fmt.Errorf("coordinator: Replay after Loaded")
@@ -214,10 +216,10 @@ func (s *Shard) Replay(r Record) error {
 			clientID:         mv.ClientID,
 			clientHost:       mv.ClientHost,
 			protocolType:     v.ProtocolType,
-			protocols:        []protocol{{name: ng.protocolName, metadata: mv.Subscription}},
+			protocols:        []protocol{{name: ng.protocolName, metadata: bytes.Clone(mv.Subscription)}},
 			rebalanceTimeout: time.Duration(mv.RebalanceTimeoutMillis) * time.Millisecond,
 			sessionTimeout:   time.Duration(mv.SessionTimeoutMillis) * time.Millisecond,
-			assignment:       mv.Assignment,
+			assignment:       bytes.Clone(mv.Assignment),
 		}
 		if m.rebalanceTimeout <= 0 {
 			m.rebalanceTimeout = m.sessionTimeout

@@ -40,6 +40,10 @@ const (
 	// backwards: a later successful commit, or a later read-back, below an
 	// earlier one.
 	AnomalyCommitBackwards = "commit-backwards"
+	// AnomalyCrash is a broker exiting without being told to (only known
+	// when chaos runs the brokers): faults may slow a broker or cut it
+	// off, never make it stop.
+	AnomalyCrash = "crash"
 )
 
 // AnomalyKinds lists every kind in report order.
@@ -47,6 +51,7 @@ var AnomalyKinds = []string{
 	AnomalyLost, AnomalyUnseen, AnomalyDuplicate, AnomalyInconsistentOffset,
 	AnomalyAckOffsetMismatch, AnomalyAbortedRead, AnomalyPhantomRead,
 	AnomalyNonMonotonicPoll, AnomalySkippedPoll, AnomalyCommitBackwards,
+	AnomalyCrash,
 }
 
 // anomalyMeaning says what each kind means, for reports.
@@ -61,6 +66,7 @@ var anomalyMeaning = map[string]string{
 	AnomalyNonMonotonicPoll:   "a reader went back to an offset it had passed, without seeking",
 	AnomalySkippedPoll:        "a reader skipped offsets, without seeking",
 	AnomalyCommitBackwards:    "a group's committed offset went backwards",
+	AnomalyCrash:              "a broker exited without being told to",
 }
 
 // Anomaly is one problem found, with the ops that show it.
@@ -245,6 +251,8 @@ func (c *checker) index(ops []Op) {
 			st.Faults++
 		case OpNote:
 			c.res.Notes = append(c.res.Notes, op.Error)
+		case OpCrash:
+			c.add(Anomaly{Kind: AnomalyCrash, Partition: -1, Offset: -1, Detail: op.Error, Ops: []Op{op}})
 		}
 	}
 	for _, s := range c.sends {

@@ -223,6 +223,14 @@ func TestCheckFindsPlantedAnomalies(t *testing.T) {
 			mention: "group g committed 2 for partition 0 after 3",
 		},
 		{
+			name: "broker crash",
+			plant: func(b *historyBuilder) {
+				b.add(Op{Type: OpCrash, Process: "nemesis", Nodes: []int32{2}, Error: "broker 2 exited on its own (exit status 1); see node-2/raftka.log"})
+			},
+			want:    []string{AnomalyCrash},
+			mention: "broker 2 exited on its own",
+		},
+		{
 			name: "committed offset read back lower by another member is not ordered",
 			plant: func(b *historyBuilder) {
 				b.add(Op{Type: OpCommitted, Process: "g2", Group: "g", Partition: 0, Offset: 1})

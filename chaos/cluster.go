@@ -237,7 +237,7 @@ func (b *BrokerProcess) Launch() error {
 		if !stopped {
 			b.c.log.Error("broker exited on its own", "node", b.ID, "err", err)
 			if h := b.c.cfg.History; h != nil {
-				h.Append(Op{Type: OpNote, Process: "nemesis", Nodes: []int32{b.ID},
+				h.Append(Op{Type: OpCrash, Process: "nemesis", Nodes: []int32{b.ID},
 					Error: fmt.Sprintf("broker %d exited on its own (%v); see %s", b.ID, err, b.LogPath)})
 			}
 		}

@@ -54,6 +54,9 @@ const (
 	// OpNote is free text for the report (Error holds it), such as why
 	// the consumer-group reader did not run.
 	OpNote = "note"
+	// OpCrash is a broker (Nodes) exiting without being told to: Error
+	// says how, and where its log is.
+	OpCrash = "crash"
 )
 
 // Outcomes of a send or commit.

@@ -58,7 +58,8 @@ Faults come one at a time, with a few seconds to recover in between;
 Then everything is healed, producers stop, readers read up to the end
 offsets, and the checker looks for: lost-write, unseen-write, duplicate,
 inconsistent-offset, ack-offset-mismatch, aborted-read, phantom-read,
-non-monotonic-poll, skipped-poll and commit-backwards. The report goes to
+non-monotonic-poll, skipped-poll and commit-backwards, and counts a crash
+for every broker that exited without being told to. The report goes to
 stdout; --out holds history.jsonl, report.txt, result.json, timeline.html,
 schedule.txt and each broker's data and log. The exit status is 1 if any
 anomaly was found.

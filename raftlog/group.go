@@ -201,8 +201,19 @@ func (g *Group) proposeEnvelope(data []byte) (*proposal, error) {
 	id := g.mu.nextProp
 	binary.BigEndian.PutUint64(data[1:envelopeHeader], id)
 	if err := g.mu.rn.Propose(data); err != nil {
+		// g.mu.state lags raft's by up to one Ready: a leader that has
+		// just stepped down drops the proposal. Say who leads now, so
+		// that a Kafka client refreshes its metadata instead of retrying
+		// here.
+		var nle error
+		if bs := g.mu.rn.BasicStatus(); bs.RaftState != raft.StateLeader {
+			nle = &NotLeaderError{Leader: bs.Lead}
+		}
 		g.mu.Unlock()
-		if errors.Is(err, raft.ErrProposalDropped) {
+		switch {
+		case nle != nil:
+			return nil, nle
+		case errors.Is(err, raft.ErrProposalDropped):
 			return nil, ErrProposalDropped
 		}
 		return nil, err

@@ -351,3 +351,45 @@ func TestGroupProposalAnsweredWithOwnEntry(t *testing.T) {
 		t.Fatalf("node 2's proposal answered with %v, want from-node-2", res2)
 	}
 }
+
+// TestGroupProposalToJustDeposedLeader checks a proposal made while the
+// Group still believes it leads but raft no longer does (its view lags by
+// up to one Ready, e.g. on a leader that was paused and has just heard of
+// a newer term): raft drops it rather than forwarding it (a partition's
+// proposal buffer is recycled at once), and the proposer learns who leads.
+func TestGroupProposalToJustDeposedLeader(t *testing.T) {
+	t.Parallel()
+	const group = 1
+	c := startCluster(t, 3, group)
+	c.electNode1(t)
+	g := c.groups[1]
+	waitFor(t, 10*time.Second, "node 2 follows node 1", func() bool { return g.Status().Leader == 1 })
+
+	g.mu.Lock()
+	was := g.mu.state
+	g.mu.state = raft.StateLeader
+	g.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := g.Propose(ctx, []byte("stale"))
+	g.mu.Lock()
+	g.mu.state = was
+	g.mu.Unlock()
+	var nle *NotLeaderError
+	if !errors.As(err, &nle) || nle.Leader != 1 {
+		t.Fatalf("proposal to a replica that only believes it leads: %v, want NotLeaderError{1}", err)
+	}
+
+	// Nothing reached the log: the next entry everyone applies is node 1's.
+	if res, err := c.groups[0].Propose(ctx, []byte("next")); err != nil || res != "next" {
+		t.Fatalf("propose on the leader: %v, %v", res, err)
+	}
+	waitFor(t, 10*time.Second, "every replica applied node 1's entry", func() bool {
+		for _, sm := range c.sms {
+			if !slices.Equal(sm.appliedPayloads(), []string{"next"}) {
+				return false
+			}
+		}
+		return true
+	})
+}

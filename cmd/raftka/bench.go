@@ -296,7 +296,7 @@ latency is reported too. Use --rate for latency at a given load.`
 	f.StringVar(&c.Acks, "acks", c.Acks, "acknowledgements: all, 1 or 0")
 	f.StringVar(&c.Compression, "compression", c.Compression, "compression: none, gzip, snappy, lz4 or zstd")
 	f.BoolVar(&c.Idempotent, "idempotence", c.Idempotent, "idempotent producer (needs --acks all; off by default with other acks)")
-	f.DurationVar(&c.Linger, "linger", c.Linger, "how long the client waits for a batch to fill")
+	f.DurationVar(&c.Linger, "linger", c.Linger, "how long the client waits for a batch to fill, as Kafka's linger.ms (0: send at once)")
 	f.Int32Var(&c.BatchMaxBytes, "batch-max-bytes", c.BatchMaxBytes, "maximum bytes of one record batch")
 	f.IntVar(&c.MaxBufferedRecords, "max-buffered-records", c.MaxBufferedRecords, "records each producer may have unacknowledged; at maximum rate it waits there")
 	f.IntVar(&c.Producers, "producers", c.Producers, "number of producer clients")

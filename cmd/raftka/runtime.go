@@ -25,20 +25,25 @@ type runtimeTuning struct {
 // faults of reusing freed memory, which on a VM cost a host round trip.
 const defaultGCPercent = 400
 
-// minMaxProcs is the smallest GOMAXPROCS the broker runs with. Go polls
-// the network only when a processor runs out of work (or from its monitor
-// thread, every 10 ms): with as many processors as cores and CPU-bound
-// goroutines on all of them (Pebble flushes and compactions, the load
-// generator of an in-process bench), a connection whose data has arrived
-// waits up to 10 ms, for every chunk of a large request. With spare
-// processors an idle one sleeps in the poller and the kernel wakes it. On
-// 2 cores, a 1 MB loopback transfer beside 2 spinning goroutines took p99
-// 21 ms at GOMAXPROCS=2 and 3 ms at 8; the bench above, with GOGC 400:
-// p99 12.3–16.4 ms at 2, 9.3–12.3 ms at 8 (3 interleaved runs each). The
-// price is idle CPU: `raftka bench partitions --in-process 3 --replicas 3
-// --count 2000` measured 3.5–3.9% of a core per broker at 2 and 3.9–4.5%
-// at 8 (2 interleaved runs each).
-const minMaxProcs = 8
+// spareProcsBelow is the number of processors below which the broker runs
+// with one more GOMAXPROCS than the machine has cores. Go polls the network
+// only when a processor runs out of work (or from its monitor thread, every
+// 10 ms): with as many processors as cores and CPU-bound goroutines on all
+// of them (Pebble flushes and compactions, the load generator of an
+// in-process bench), a connection whose data has arrived waits up to 10 ms,
+// for every chunk of a large request. One spare processor sleeps in the
+// poller and the kernel wakes it. More spares than that cost more than they
+// give: each is another thread for the kernel to time-slice against the
+// commit path, and idle processors spin looking for work.
+//
+// Measured on 2 cores with `raftka bench produce --in-process 1 --rate
+// 120641` (RF=1, 1 KiB, acks=all, half the maximum rate), interleaved
+// runs, whole-window p99: GOMAXPROCS 3 7.6–8.9 ms over 6 runs; 2 12.1 and
+// 12.1 ms; 4 11.8 and 13.7 ms; 8 (the previous default) 10.2 ms once and
+// 318–1,221 ms in 3 of 4 runs, where the heap's churn turned into page
+// faults and write stalls; and 3 used 84–90% of a core against 86–110% at
+// 8. The maximum rate is the same at 3 and 8 (264–266k records/s).
+const spareProcsBelow = 8
 
 // tuningFor returns the tuning for a process whose environment is getenv on
 // a machine where the runtime chose procs processors. A setting the user
@@ -48,8 +53,8 @@ func tuningFor(getenv func(string) string, procs int) runtimeTuning {
 	if getenv("GOGC") == "" {
 		t.GCPercent = defaultGCPercent
 	}
-	if getenv("GOMAXPROCS") == "" && procs < minMaxProcs {
-		t.MaxProcs = minMaxProcs
+	if getenv("GOMAXPROCS") == "" && procs < spareProcsBelow {
+		t.MaxProcs = procs + 1
 	}
 	return t
 }

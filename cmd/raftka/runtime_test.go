@@ -12,9 +12,11 @@ func TestTuningForLeavesUserSettingsAlone(t *testing.T) {
 		procs int
 		want  runtimeTuning
 	}{
-		{"defaults on 2 cores", nil, 2, runtimeTuning{GCPercent: defaultGCPercent, MaxProcs: minMaxProcs}},
+		{"defaults on 2 cores", nil, 2, runtimeTuning{GCPercent: defaultGCPercent, MaxProcs: 3}},
+		{"defaults on 7 cores", nil, 7, runtimeTuning{GCPercent: defaultGCPercent, MaxProcs: 8}},
+		{"8 cores keep their processors", nil, 8, runtimeTuning{GCPercent: defaultGCPercent}},
 		{"many cores keep their processors", nil, 32, runtimeTuning{GCPercent: defaultGCPercent}},
-		{"GOGC set", map[string]string{"GOGC": "100"}, 2, runtimeTuning{MaxProcs: minMaxProcs}},
+		{"GOGC set", map[string]string{"GOGC": "100"}, 2, runtimeTuning{MaxProcs: 3}},
 		{"GOMAXPROCS set", map[string]string{"GOMAXPROCS": "2"}, 2, runtimeTuning{GCPercent: defaultGCPercent}},
 		{"both set", map[string]string{"GOGC": "off", "GOMAXPROCS": "3"}, 3, runtimeTuning{}},
 	}

@@ -322,6 +322,18 @@ func (g *Group) canApplyBeforePersistLocked(rd *raft.Ready) bool {
 	return true
 }
 
+// readyWriteSize estimates the bytes persistLocked adds to a batch for rd:
+// each entry's key and stored value, the hard state, and a margin per record
+// for the batch's own framing.
+func readyWriteSize(rd *raft.Ready) int {
+	const perRecord = groupPrefixLen + 1 + 8 + 16 // key plus framing
+	n := perRecord + 64                           // hard state
+	for _, e := range rd.Entries {
+		n += perRecord + entryHeaderLen + len(e.GetData())
+	}
+	return n
+}
+
 func (g *Group) persistLocked(b storage.Batch, rd *raft.Ready) error {
 	if rd.Snapshot != nil && rd.Snapshot.GetMetadata().GetIndex() > 0 {
 		return fmt.Errorf("raftlog: group %d: snapshots are not supported yet", g.id)

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/raftka/raftka/storage"
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
@@ -484,5 +485,41 @@ func runLogStoreModel(t *testing.T, eng storage.Engine, reopen func() storage.En
 	}
 	if n := len(spanKeys(t, eng, id)); n != len(model)-1+2 {
 		t.Fatalf("%d keys in span, want %d entries + conf and truncated state", n, len(model)-1)
+	}
+}
+
+// TestReadyWriteSizeCoversPersist pins the estimate the scheduler sizes its
+// log batch by: it must cover what persisting the Ready writes, or every
+// pass under load would grow (copy) the batch again.
+func TestReadyWriteSizeCoversPersist(t *testing.T) {
+	fs := vfs.NewMem()
+	eng, err := storage.OpenPebble(storage.PebbleOptions{Dir: "db", FS: fs, Logger: quietLogger, MemTableSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	s := bootstrapStore(t, eng, 1<<40, []uint64{1, 2, 3}, nil)
+	next := uint64(1)
+	for _, sizes := range [][]int{{0}, {1}, {100, 200, 300}, {1 << 20}, {5, 64 << 10, 0, 7}} {
+		var es []*pb.Entry
+		for _, n := range sizes {
+			es = append(es, &pb.Entry{Index: proto.Uint64(next), Term: proto.Uint64(1 << 62), Type: pb.EntryNormal.Enum(), Data: bytes.Repeat([]byte{0xAB}, n)})
+			next++
+		}
+		hs := &pb.HardState{Term: proto.Uint64(1 << 62), Vote: proto.Uint64(1 << 62), Commit: proto.Uint64(1 << 62)}
+		rd := raft.Ready{Entries: es, HardState: hs}
+		b := eng.NewBatch()
+		if err := s.append(b, es); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.setHardState(b, hs); err != nil {
+			t.Fatal(err)
+		}
+		if got, est := b.Len(), readyWriteSize(&rd); got > est {
+			t.Errorf("entries of %v bytes: persisting wrote %d bytes, estimate %d", sizes, got, est)
+		}
+		if err := b.Commit(false); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -558,6 +558,9 @@ type passState struct {
 type groupReady struct {
 	g  *Group
 	rd raft.Ready
+	// early is set when rd's appends and heartbeats go out before the
+	// pass's log write (see Group.canSendBeforePersistLocked).
+	early bool
 	// applyFirst is set when rd's committed entries are applied before
 	// the pass's log write (see Group.canApplyBeforePersistLocked).
 	applyFirst bool
@@ -587,33 +590,43 @@ func (s *Scheduler) sendEarly(group uint64, msgs []*pb.Message) (later []*pb.Mes
 func (s *Scheduler) runPass(groups []*Group, ps *passState) error {
 	start := time.Now()
 	ps.readies = ps.readies[:0]
-	b := s.eng.NewBatch()
-	defer b.Close()
-	mustSync := false
-	var err error
+	// Take the Readies first, so that the log batch is sized once: Pebble
+	// grows a batch by doubling and copying it, which under load copied
+	// each byte of entries about twice more and allocated as much again
+	// as the entries themselves.
+	size := 0
 	for _, g := range groups {
 		g.mu.Lock()
 		rd, ok := g.readyLocked()
-		early, applyFirst := false, false
+		var early, applyFirst bool
 		if ok {
 			early = g.canSendBeforePersistLocked(&rd)
 			applyFirst = g.canApplyBeforePersistLocked(&rd)
-			err = g.persistLocked(b, &rd)
-			mustSync = mustSync || rd.MustSync
 		}
 		g.mu.Unlock()
-		if err != nil {
-			return err
-		}
 		if ok {
-			if early {
-				rd.Messages = s.sendEarly(g.id, rd.Messages)
-			}
-			ps.readies = append(ps.readies, groupReady{g: g, rd: rd, applyFirst: applyFirst})
+			ps.readies = append(ps.readies, groupReady{g: g, rd: rd, early: early, applyFirst: applyFirst})
+			size += readyWriteSize(&rd)
 		}
 	}
 	if len(ps.readies) == 0 {
 		return nil
+	}
+	b := s.eng.NewBatchWithSize(size)
+	defer b.Close()
+	mustSync := false
+	for i := range ps.readies {
+		r := &ps.readies[i]
+		r.g.mu.Lock()
+		err := r.g.persistLocked(b, &r.rd)
+		r.g.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		mustSync = mustSync || r.rd.MustSync
+		if r.early {
+			r.rd.Messages = s.sendEarly(r.g.id, r.rd.Messages)
+		}
 	}
 	// Entries that were durable before this pass need not wait for its
 	// write: apply them, and answer their proposers, first.

@@ -80,6 +80,10 @@ func (e *faultEngine) NewBatch() storage.Batch {
 	return &faultBatch{Batch: e.Engine.NewBatch(), e: e}
 }
 
+func (e *faultEngine) NewBatchWithSize(size int) storage.Batch {
+	return &faultBatch{Batch: e.Engine.NewBatchWithSize(size), e: e}
+}
+
 // faultBatch remembers what it sets, so that hooks can tell whose batch is
 // committing.
 type faultBatch struct {

@@ -38,6 +38,11 @@ type Engine interface {
 	// caller and is not safe for concurrent use.
 	NewBatch() Batch
 
+	// NewBatchWithSize is NewBatch for a batch expected to hold about size
+	// bytes of keys and values: it allocates that room at once instead of
+	// growing the batch (by doubling and copying) as it fills.
+	NewBatchWithSize(size int) Batch
+
 	// NewIter returns an iterator over the keys in [lower, upper). A nil
 	// bound is unbounded. The iterator sees a consistent snapshot of the
 	// engine taken when it was created. The caller must Close it.

@@ -75,6 +75,9 @@ func (m *Memory) NewBatch() Batch {
 	return &memBatch{m: m}
 }
 
+// NewBatchWithSize implements Engine; a memory batch has nothing to size.
+func (m *Memory) NewBatchWithSize(int) Batch { return m.NewBatch() }
+
 // NewIter implements Engine.
 func (m *Memory) NewIter(lower, upper []byte) (Iterator, error) {
 	m.mu.RLock()

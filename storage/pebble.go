@@ -100,6 +100,11 @@ func (p *Pebble) NewBatch() Batch {
 	return &pebbleBatch{p: p, b: p.db.NewBatch(pebble.WithMaxRetainedSizeBytes(maxRetainedBatchBytes))}
 }
 
+// NewBatchWithSize implements Engine.
+func (p *Pebble) NewBatchWithSize(size int) Batch {
+	return &pebbleBatch{p: p, b: p.db.NewBatchWithSize(size, pebble.WithMaxRetainedSizeBytes(maxRetainedBatchBytes))}
+}
+
 // maxRetainedBatchBytes is the largest batch buffer Pebble's batch pool
 // keeps for reuse (its default is 1 MiB). A scheduler pass under load
 // writes several megabytes of entries in one batch; above the default each

@@ -6,6 +6,7 @@ package storagetest
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 
@@ -30,6 +31,7 @@ func RunConformance(t *testing.T, open Opener) {
 		{"BatchCloseDiscards", testBatchCloseDiscards},
 		{"BatchNotReusable", testBatchNotReusable},
 		{"BatchLenEmpty", testBatchLenEmpty},
+		{"BatchWithSize", testBatchWithSize},
 		{"EmptyBatchCommit", testEmptyBatchCommit},
 		{"DeleteRange", testDeleteRange},
 		{"IterBounds", testIterBounds},
@@ -303,6 +305,30 @@ func testBatchLenEmpty(t *testing.T, e storage.Engine) {
 	}
 	if n := b.Len(); n < n0+len(value) {
 		t.Fatalf("Len = %d after a 1000-byte value; was %d", n, n0)
+	}
+}
+
+// testBatchWithSize checks that a sized batch is an ordinary batch: empty
+// until written, whatever its size hint, and committing what it holds.
+func testBatchWithSize(t *testing.T, e storage.Engine) {
+	for i, size := range []int{0, 1, 1 << 20} {
+		b := e.NewBatchWithSize(size)
+		if !b.Empty() {
+			t.Fatalf("new batch of size %d not empty", size)
+		}
+		key := []byte(fmt.Sprintf("sized-%d", i))
+		value := bytes.Repeat([]byte{byte(i)}, 4096) // beyond hints 0 and 1
+		if err := b.SetWith(key, len(value), func(v []byte) { copy(v, value) }); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Commit(true); err != nil {
+			t.Fatalf("commit batch of size %d: %v", size, err)
+		}
+		b.Close()
+		got, err := e.Get(key)
+		if err != nil || !bytes.Equal(got, value) {
+			t.Fatalf("size %d: Get = %d bytes, %v; want the %d bytes written", size, len(got), err, len(value))
+		}
 	}
 }
 

@@ -94,14 +94,13 @@ func (p *Pebble) Get(key []byte) ([]byte, error) {
 
 // NewBatch implements Engine. The batch may be filled after the engine
 // closes, but its Commit then fails with ErrClosed.
-func (p *Pebble) NewBatch() Batch {
-	// db.NewBatch only allocates; it is safe even on a closed database, and
-	// Commit checks for closure before using it.
-	return &pebbleBatch{p: p, b: p.db.NewBatch(pebble.WithMaxRetainedSizeBytes(maxRetainedBatchBytes))}
-}
+func (p *Pebble) NewBatch() Batch { return p.NewBatchWithSize(0) }
 
-// NewBatchWithSize implements Engine.
+// NewBatchWithSize implements Engine; a size of 0 takes whatever buffer
+// Pebble's batch pool has.
 func (p *Pebble) NewBatchWithSize(size int) Batch {
+	// Making a batch only allocates; it is safe even on a closed database,
+	// and Commit checks for closure before using it.
 	return &pebbleBatch{p: p, b: p.db.NewBatchWithSize(size, pebble.WithMaxRetainedSizeBytes(maxRetainedBatchBytes))}
 }
 

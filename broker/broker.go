@@ -106,7 +106,7 @@ func New(cfg Config) (*Broker, error) {
 	b.metrics = newBrokerMetrics()
 	b.eng = cfg.Engine
 	if b.eng == nil {
-		eng, err := openEngine(cfg)
+		eng, err := openEngine(cfg, b.metrics.observeCommit)
 		if err != nil {
 			return nil, err
 		}
@@ -137,7 +137,9 @@ func New(cfg Config) (*Broker, error) {
 	return b, nil
 }
 
-func openEngine(cfg Config) (storage.Engine, error) {
+// openEngine opens the engine cfg asks for; a Pebble engine reports its
+// commits to onCommit.
+func openEngine(cfg Config, onCommit func(storage.CommitStats)) (storage.Engine, error) {
 	switch cfg.Storage {
 	case StorageMemory:
 		return storage.NewMemory(), nil
@@ -146,7 +148,9 @@ func openEngine(cfg Config) (storage.Engine, error) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("data dir: %w", err)
 		}
-		return storage.OpenPebble(pebbleOptionsFor(cfg, dir))
+		o := pebbleOptionsFor(cfg, dir)
+		o.OnCommit = onCommit
+		return storage.OpenPebble(o)
 	}
 }
 

@@ -320,8 +320,14 @@ func (b *pebbleBatch) Commit(sync bool) (err error) {
 				return fmt.Errorf("storage: pebble sync: %w", err)
 			}
 		}
-	} else if err := b.b.Commit(wo); err != nil {
-		return fmt.Errorf("storage: pebble commit: %w", err)
+	} else {
+		if err := b.b.Commit(wo); err != nil {
+			return fmt.Errorf("storage: pebble commit: %w", err)
+		}
+		if p.opts.OnCommit != nil {
+			st := b.b.CommitStats()
+			p.opts.OnCommit(commitStatsOf(&st, sync))
+		}
 	}
 	pb := b.b
 	b.b = nil

@@ -132,6 +132,10 @@ type PebbleOptions struct {
 	// Logger receives Pebble's messages: info at Debug level, errors and
 	// background events at Warn/Error. Nil means slog.Default().
 	Logger *slog.Logger
+	// OnCommit, if set, is called after every successful commit of a
+	// non-empty batch, on the committing goroutine, with where its time
+	// went. It must be quick and safe for concurrent use.
+	OnCommit func(CommitStats)
 }
 
 // EnsureDefaults fills every zero field with its default.

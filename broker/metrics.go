@@ -6,7 +6,8 @@ import (
 	"github.com/raftka/raftka/storage"
 )
 
-// brokerMetrics are the Kafka-facing Prometheus collectors.
+// brokerMetrics are the broker's own Prometheus collectors: the Kafka-facing
+// ones and those of its storage engine's commits.
 type brokerMetrics struct {
 	connections    prometheus.Gauge
 	malformed      prometheus.Counter

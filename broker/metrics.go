@@ -27,6 +27,10 @@ type brokerMetrics struct {
 	commitSynced, commitUnsynced prometheus.Observer
 }
 
+// storageCommitBuckets span 25 µs (an unsynced commit) to about 0.8 s (a
+// synced one behind a stalled disk).
+var storageCommitBuckets = prometheus.ExponentialBuckets(25e-6, 2, 16)
+
 func newBrokerMetrics() *brokerMetrics {
 	m := &brokerMetrics{
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -53,11 +57,11 @@ func newBrokerMetrics() *brokerMetrics {
 		}),
 		storageCommit: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "raftka_storage_commit_seconds", Help: "Time of one storage commit, synced (a log write that waits for fsync) or not.",
-			Buckets: prometheus.ExponentialBuckets(25e-6, 2, 16),
+			Buckets: storageCommitBuckets,
 		}, []string{"synced"}),
 		walSync: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "raftka_storage_wal_sync_seconds", Help: "Wait of a synced storage commit for its write-ahead log write and fsync.",
-			Buckets: prometheus.ExponentialBuckets(25e-6, 2, 16),
+			Buckets: storageCommitBuckets,
 		}),
 		walRotation: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "raftka_storage_wal_rotation_seconds_total", Help: "Time commits spent switching to a new write-ahead log, during which every commit waits.",

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"fmt"
 	"sync"
 	"time"
 
@@ -114,4 +115,9 @@ func Summarize(h *hdrhistogram.Histogram) LatencySummary {
 		s.Percentiles = append(s.Percentiles, PercentilePoint{Percentile: p, Ms: ms(h.ValueAtQuantile(p))})
 	}
 	return s
+}
+
+// String is s's main percentiles on one line, in milliseconds.
+func (s LatencySummary) String() string {
+	return fmt.Sprintf("p50 %s  p90 %s  p99 %s  p99.9 %s  max %s ms", ms(s.P50Ms), ms(s.P90Ms), ms(s.P99Ms), ms(s.P999Ms), ms(s.MaxMs))
 }

@@ -100,9 +100,12 @@ type StorageRun struct {
 	Dir          string `json:"dir"`
 	RecordSize   int    `json:"record_size"`
 	BatchRecords int    `json:"batch_records"`
+	ValueRecords int    `json:"value_records"`
 	Writers      int    `json:"writers"`
 	Duration     string `json:"duration"`
 	Payload      string `json:"payload"`
+	// Rate is the target records/s; 0 means as fast as possible.
+	Rate float64 `json:"rate"`
 }
 
 // StorageReport is the reported outcome of a storage ceiling run.
@@ -114,11 +117,17 @@ type StorageReport struct {
 	RecordsPerSec float64 `json:"records_per_s"`
 	MBPerSec      float64 `json:"mb_per_s"`
 	SyncsPerSec   float64 `json:"synced_batches_per_s"`
+	// CommitLatency is the distribution of synced commit latencies (see
+	// StorageResult.Latency).
+	CommitLatency LatencySummary `json:"commit_latency"`
 }
 
 // NewStorageReport derives the rates of r.
 func NewStorageReport(r StorageResult) StorageReport {
 	s := StorageReport{Records: r.Records, Bytes: r.Bytes, Batches: r.Batches, Seconds: r.Elapsed.Seconds(), MBPerSec: r.MBPerSec}
+	if r.Latency != nil {
+		s.CommitLatency = Summarize(r.Latency)
+	}
 	if s.Seconds > 0 {
 		s.RecordsPerSec = float64(r.Records) / s.Seconds
 		s.SyncsPerSec = float64(r.Batches) / s.Seconds

@@ -366,6 +366,34 @@ func TestRunStorageReport(t *testing.T) {
 	}
 }
 
+// TestRunStorageAtRate writes at a target rate: the records come in
+// batches of values of several records, every batch's latency is counted
+// once, and the run stops at the record count.
+func TestRunStorageAtRate(t *testing.T) {
+	t.Parallel()
+	r, err := RunStorage(context.Background(), StorageConfig{Dir: t.TempDir(), RecordSize: 100, BatchRecords: 16, ValueRecords: 4,
+		Writers: 2, Rate: 20000, Records: 640})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Writers claim whole groups of batches, so the count may overshoot
+	// by less than one group (at most 8 MiB) per writer.
+	if r.Records < 640 || r.Records%16 != 0 || r.Latency == nil || r.Latency.TotalCount() != r.Records/16 {
+		t.Fatalf("%d records, latency count %v; want >= 640 in batches of 16, one latency per batch", r.Records, r.Latency)
+	}
+	if r.Batches < 1 || r.Batches > r.Records/16 {
+		t.Errorf("%d synced commits for %d batches", r.Batches, r.Records/16)
+	}
+	// 640 records at 20,000/s are due over 32 ms.
+	if r.Elapsed < 25*time.Millisecond {
+		t.Errorf("took %v: the schedule was not followed", r.Elapsed)
+	}
+	s := NewStorageReport(r)
+	if s.CommitLatency.Count != r.Records/16 || s.CommitLatency.P50Ms <= 0 {
+		t.Errorf("commit latency %+v", s.CommitLatency)
+	}
+}
+
 // TestStorageConfigPayload checks that the storage ceiling takes the
 // produce runs' payload kinds and refuses others by name.
 func TestStorageConfigPayload(t *testing.T) {
@@ -376,6 +404,20 @@ func TestStorageConfigPayload(t *testing.T) {
 		c.Payload = p
 		if err := c.Validate(); err != nil {
 			t.Errorf("payload %q: %v", p, err)
+		}
+	}
+	for _, bad := range []struct {
+		mutate func(*StorageConfig)
+		want   string
+	}{
+		{func(c *StorageConfig) { c.Rate = -1 }, "rate must be >= 0"},
+		{func(c *StorageConfig) { c.Rate = math.Inf(1) }, "rate must be >= 0"},
+		{func(c *StorageConfig) { c.ValueRecords = -2 }, "value records must be >= 0"},
+	} {
+		c := base
+		bad.mutate(&c)
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%+v: %v, want %q", c, err, bad.want)
 		}
 	}
 	c := base

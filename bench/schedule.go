@@ -86,3 +86,40 @@ func Pace(ctx context.Context, clock Clock, sched *Schedule, end time.Time, send
 	}
 	return sched.Sent()
 }
+
+// PaceGroups drives commit on sched until end (exclusive), until ctx ends
+// or until commit returns false, as a group commit: it sleeps until the
+// next send is due, then hands commit every send due by now (at least one,
+// at most limit, which must be > 0) with their due times. A committer that falls behind thus
+// catches up in fewer, larger commits, as a broker's scheduler writes
+// everything proposed during its previous write in one batch, while each
+// send's latency still counts from its own due time. It returns the number
+// of sends.
+func PaceGroups(ctx context.Context, clock Clock, sched *Schedule, end time.Time, limit int, commit func(dues []time.Time) bool) int64 {
+	limit = max(limit, 1)
+	dues := make([]time.Time, 0, limit)
+	for ctx.Err() == nil {
+		next := sched.Next()
+		if !next.Before(end) {
+			break
+		}
+		if wait := next.Sub(clock.Now()); wait > 0 {
+			if clock.Sleep(ctx, wait) != nil {
+				break
+			}
+			continue
+		}
+		dues = dues[:0]
+		// The next send is due, so at least one is taken.
+		for now := clock.Now(); len(dues) < limit; {
+			if next := sched.Next(); next.After(now) || !next.Before(end) {
+				break
+			}
+			dues = append(dues, sched.Advance())
+		}
+		if !commit(dues) {
+			break
+		}
+	}
+	return sched.Sent()
+}

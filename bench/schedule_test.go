@@ -107,3 +107,66 @@ func TestScheduleFractionalRate(t *testing.T) {
 		t.Errorf("send 3000 at 3/s due at %v, want 1000s", got)
 	}
 }
+
+// TestPaceGroupsCatchesUpInGroups stalls one commit for 50 ms at 1,000
+// sends/s: the sends that fell due meanwhile go into the next commits
+// together, at most limit at a time, each keeping its own due time, and
+// the schedule then goes back to one send per commit.
+func TestPaceGroupsCatchesUpInGroups(t *testing.T) {
+	t.Parallel()
+	start := time.Unix(1000, 0)
+	clock := &fakeClock{now: start}
+	sched := NewSchedule(start, 1000)
+	var groups []int
+	var dues []time.Time
+	n := PaceGroups(context.Background(), clock, sched, start.Add(200*time.Millisecond), 20, func(g []time.Time) bool {
+		groups = append(groups, len(g))
+		dues = append(dues, g...)
+		if len(dues) == 10 { // the commit of send 9, due at 9 ms
+			clock.advance(50 * time.Millisecond)
+		}
+		return true
+	})
+	if n != 200 || len(dues) != 200 {
+		t.Fatalf("sent %d (committed %d), want exactly rate × duration = 200", n, len(dues))
+	}
+	for i, due := range dues {
+		if want := start.Add(time.Duration(i) * time.Millisecond); !due.Equal(want) {
+			t.Fatalf("send %d due at %v, want %v", i, due.Sub(start), want.Sub(start))
+		}
+	}
+	// Sends 10..59 were due by 59 ms, when the stall ended: 50 sends in
+	// commits of 20, 20 and 10; every other commit holds one send.
+	want := []int{20, 20, 10}
+	if len(groups) != 10+len(want)+140 {
+		t.Fatalf("%d commits, want %d: %v", len(groups), 10+len(want)+140, groups)
+	}
+	for i, g := range groups {
+		w := 1
+		if i >= 10 && i < 10+len(want) {
+			w = want[i-10]
+		}
+		if g != w {
+			t.Fatalf("commit %d took %d sends, want %d: %v", i, g, w, groups)
+		}
+	}
+}
+
+// TestPaceGroupsStopsWhenCommitFails checks that a false from commit ends
+// the run at once.
+func TestPaceGroupsStopsWhenCommitFails(t *testing.T) {
+	t.Parallel()
+	start := time.Unix(1000, 0)
+	clock := &fakeClock{now: start}
+	commits := 0
+	n := PaceGroups(context.Background(), clock, NewSchedule(start, 1000), start.Add(time.Second), 0, func(g []time.Time) bool {
+		commits++
+		if len(g) != 1 {
+			t.Errorf("a limit below 1 must still commit one send at a time, got %d", len(g))
+		}
+		return commits < 3
+	})
+	if n != 3 || commits != 3 {
+		t.Errorf("sent %d in %d commits, want 3 and 3", n, commits)
+	}
+}

@@ -375,17 +375,25 @@ func runWorkload(cmd *cobra.Command, e *env, cf *clientFlags, o *benchOptions, c
 func newBenchStorageCmd(e *env, o *benchOptions) *cobra.Command {
 	var (
 		recordSize string
-		sc         = bench.StorageConfig{BatchRecords: 256, Writers: 1, Duration: 10 * time.Second, Payload: bench.PayloadRandom}
+		sc         = bench.StorageConfig{BatchRecords: 256, ValueRecords: 1, Writers: 1, Duration: 10 * time.Second, Payload: bench.PayloadRandom}
 	)
 	cmd := &cobra.Command{
 		Use:   "storage",
 		Short: "Measure the storage engine's ceiling on this disk",
 		Long: `Write synced batches of records straight to a fresh Pebble engine, as a broker's
 log writes would be with no Raft, network or Kafka protocol in between, and
-report the rate. Broker results are best read as a fraction of this ceiling,
-measured on the same disk (--data-dir). A --record-size distribution is
-written at its mean size.`,
+report the rate and the latency of the synced commits. Broker results are best
+read as a fraction of this ceiling, measured on the same disk (--data-dir). A
+--record-size distribution is written at its mean size.
+
+With --rate, batches are committed on an open-loop schedule at that many
+records/s and each commit's latency counts from when its batch was due: the
+engine's and disk's own latency at that load, the floor under a broker's
+produce latency at the same rate. To write as a broker's log does, match
+--batch-records to what one group commit carries (about rate x pass time) and
+--value-records to the records of one produced batch of one partition.`,
 		Example: `  raftka bench storage --record-size 1024 --duration 10s
+  raftka bench storage --record-size 1024 --rate 100000 --batch-records 128 --value-records 16
   raftka bench storage --record-size 100 --batch-records 1024 --writers 4 --data-dir /mnt/nvme`,
 		Args: positional(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -413,7 +421,11 @@ written at its mean size.`,
 			defer cancel()
 			env := bench.CollectEnvironment(versionString())
 			p := &progress{w: e.stderr, tty: isTerminal(e.stderr)}
-			p.logf("writing synced batches of %d x %d-byte records with %d writer(s) to %s for %v", sc.BatchRecords, sc.RecordSize, sc.Writers, dir, sc.Duration)
+			pace := "as fast as possible"
+			if sc.Rate > 0 {
+				pace = fmt.Sprintf("at %.0f records/s", sc.Rate)
+			}
+			p.logf("writing synced batches of %d x %d-byte records with %d writer(s) %s to %s for %v", sc.BatchRecords, sc.RecordSize, sc.Writers, pace, dir, sc.Duration)
 			stopProfile, err := o.profile(e)
 			if err != nil {
 				return err
@@ -427,22 +439,29 @@ written at its mean size.`,
 			sr := bench.NewStorageReport(res)
 			tw := newTable(e.stdout)
 			fmt.Fprintf(tw, "workload\tstorage ceiling (pebble, synced batches)\n")
-			fmt.Fprintf(tw, "records\t%d bytes (%s payload), %d per batch, %d writer(s)\n", sc.RecordSize, sc.Payload, sc.BatchRecords, sc.Writers)
+			fmt.Fprintf(tw, "records\t%d bytes (%s payload), %d per batch, %d per key, %d writer(s)\n", sc.RecordSize, sc.Payload, sc.BatchRecords, max(1, min(sc.ValueRecords, sc.BatchRecords)), sc.Writers)
 			fmt.Fprintf(tw, "written\t%d records, %.0f records/s, %.2f MB/s\n", sr.Records, sr.RecordsPerSec, sr.MBPerSec)
 			fmt.Fprintf(tw, "syncs\t%d batches, %.0f synced batches/s\n", sr.Batches, sr.SyncsPerSec)
+			from := "from each commit's start"
+			if sc.Rate > 0 {
+				from = fmt.Sprintf("from each batch's due time, target %.0f records/s", sc.Rate)
+			}
+			fmt.Fprintf(tw, "latency\t%s (%s)\n", sr.CommitLatency, from)
 			if err := tw.Flush(); err != nil {
 				return err
 			}
-			run := bench.StorageRun{Dir: dir, RecordSize: sc.RecordSize, BatchRecords: sc.BatchRecords, Writers: sc.Writers, Duration: sc.Duration.String(), Payload: sc.Payload}
+			run := bench.StorageRun{Dir: dir, RecordSize: sc.RecordSize, BatchRecords: sc.BatchRecords, ValueRecords: max(1, sc.ValueRecords), Writers: sc.Writers, Duration: sc.Duration.String(), Payload: sc.Payload, Rate: sc.Rate}
 			return o.write(e, bench.Report{Kind: "storage", Command: commandLine(cmd), Target: "pebble in " + dir, Time: began, Environment: env, Config: run, Result: sr})
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&recordSize, "record-size", "1024", "record size in bytes (a uniform:MIN-MAX distribution is written at its mean)")
 	f.IntVar(&sc.BatchRecords, "batch-records", sc.BatchRecords, "records per synced batch")
+	f.IntVar(&sc.ValueRecords, "value-records", sc.ValueRecords, "records stored under one key (a broker stores each produced record batch as one entry; 1 is the conservative ceiling)")
 	f.IntVar(&sc.Writers, "writers", sc.Writers, "concurrent committers (Pebble shares one fsync among concurrent commits)")
 	f.StringVar(&sc.Payload, "payload", sc.Payload, "value contents, as in produce: random (incompressible), text (words; compressible) or zeros")
 	f.DurationVar(&sc.Duration, "duration", sc.Duration, "how long to write")
+	f.Float64Var(&sc.Rate, "rate", 0, "target records/s over all writers, on an open-loop schedule; 0 writes as fast as possible")
 	return cmd
 }
 

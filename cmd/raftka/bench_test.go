@@ -116,6 +116,36 @@ func TestBenchStorageAndPartitions(t *testing.T) {
 		}
 		f.Close()
 	}
+	// At a target rate, the commit latency counts from the due times.
+	r = mustRun(t, "", "bench", "storage", "--record-size", "100", "--rate", "20000", "--batch-records", "16", "--value-records", "4",
+		"--duration", "300ms", "--data-dir", dir, "--json", filepath.Join(dir, "rate.json"))
+	if !strings.Contains(r.stdout, "from each batch's due time, target 20000 records/s") || !strings.Contains(r.stdout, "16 per batch, 4 per key") {
+		t.Errorf("storage summary at a rate:\n%s", r.stdout)
+	}
+	var rated struct {
+		Config struct {
+			Rate         float64 `json:"rate"`
+			ValueRecords int     `json:"value_records"`
+		} `json:"config"`
+		Result struct {
+			Records       int64 `json:"records"`
+			CommitLatency struct {
+				Count int64   `json:"count"`
+				P99   float64 `json:"p99_ms"`
+			} `json:"commit_latency"`
+		} `json:"result"`
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "rate.json")); err != nil {
+		t.Error(err)
+	} else if err := json.Unmarshal(b, &rated); err != nil {
+		t.Error(err)
+	} else if rated.Config.Rate != 20000 || rated.Config.ValueRecords != 4 || rated.Result.CommitLatency.Count != rated.Result.Records/16 || rated.Result.CommitLatency.P99 <= 0 {
+		t.Errorf("storage JSON at a rate: %+v", rated)
+	}
+	r = runCLI(t, "", "bench", "storage", "--rate", "-5", "--data-dir", dir)
+	if r.code != 2 || !strings.Contains(r.stderr, "rate must be >= 0 records/s") {
+		t.Errorf("--rate -5: exit %d\n%s", r.code, r.stderr)
+	}
 	// A profile that cannot be written fails before the run, not after.
 	r = runCLI(t, "", "bench", "storage", "--duration", "1h", "--data-dir", dir, "--mem-profile", filepath.Join(dir, "no", "such", "dir", "mem.prof"))
 	if r.code == 0 || !strings.Contains(r.stderr, "--mem-profile") {

@@ -103,6 +103,7 @@ type StorageRun struct {
 	ValueRecords int    `json:"value_records"`
 	Writers      int    `json:"writers"`
 	Duration     string `json:"duration"`
+	Warmup       string `json:"warmup"`
 	Payload      string `json:"payload"`
 	// Rate is the target records/s; 0 means as fast as possible.
 	Rate float64 `json:"rate"`

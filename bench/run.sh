@@ -11,7 +11,8 @@
 # RUNS times; the tables quote medians, and broker figures as a fraction of
 # the storage ceiling for the same record size, since absolute numbers move
 # between machines. Then the produce latency at half the median maximum
-# rate (open loop), and the cost of many partitions.
+# rate (open loop), next to the storage engine's own commit latency at the
+# same rate, and the cost of many partitions.
 #
 # Every run's JSON is kept in $OUT; the tables go to $OUT/table.md and
 # replace the generated section of $BENCHMARKS (set BENCHMARKS= to skip).
@@ -92,6 +93,14 @@ if [ "$LATENCY" != 0 ]; then
 			half=$((max / 2))
 			bench "$n-latency-rf$rf-$size" produce --in-process "$rf" --storage pebble --replicas "$rf" --record-size "$size" --rate "$half" "${load[@]}"
 			n=$((n + 1))
+			if [ "$rf" = 1 ]; then
+				# The floor: the storage engine alone at the same rate, in
+				# 16 KiB values (about one partition's produced batch) and
+				# group commits, as the broker writes its log.
+				batch=$((16384 / size))
+				bench "$n-latency-storage-$size" storage --record-size "$size" --rate "$half" --batch-records "$batch" --value-records "$batch" --warmup "$WARMUP" --duration "$STORAGE_DURATION"
+				n=$((n + 1))
+			fi
 		done
 	done
 fi

@@ -394,6 +394,24 @@ func TestRunStorageAtRate(t *testing.T) {
 	}
 }
 
+// TestRunStorageWarmup counts only what is due after the warm-up.
+func TestRunStorageWarmup(t *testing.T) {
+	t.Parallel()
+	r, err := RunStorage(context.Background(), StorageConfig{Dir: t.TempDir(), RecordSize: 100, BatchRecords: 10, Writers: 1,
+		Rate: 10000, Warmup: 100 * time.Millisecond, Duration: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 1,000 batches/s for 100 ms after the warm-up: 100 batches, 1,000
+	// records; the 100 batches due during the warm-up are not counted.
+	if r.Records != 1000 || r.Latency.TotalCount() != 100 {
+		t.Errorf("%d records, %d latencies; want the window's 1000 and 100", r.Records, r.Latency.TotalCount())
+	}
+	if r.Elapsed < 90*time.Millisecond || r.Elapsed > 5*time.Second {
+		t.Errorf("elapsed %v, want the measured window", r.Elapsed)
+	}
+}
+
 // TestStorageConfigPayload checks that the storage ceiling takes the
 // produce runs' payload kinds and refuses others by name.
 func TestStorageConfigPayload(t *testing.T) {
@@ -413,6 +431,8 @@ func TestStorageConfigPayload(t *testing.T) {
 		{func(c *StorageConfig) { c.Rate = -1 }, "rate must be >= 0"},
 		{func(c *StorageConfig) { c.Rate = math.Inf(1) }, "rate must be >= 0"},
 		{func(c *StorageConfig) { c.ValueRecords = -2 }, "value records must be >= 0"},
+		{func(c *StorageConfig) { c.Warmup = -time.Second }, "warm-up must be >= 0"},
+		{func(c *StorageConfig) { c.Duration, c.Records, c.Warmup = 0, 10, time.Second }, "goes with a duration"},
 	} {
 		c := base
 		bad.mutate(&c)

@@ -40,7 +40,12 @@ type StorageConfig struct {
 	Writers int
 	// Duration bounds the run; 0 means until Records are written.
 	Duration time.Duration
-	// Records, if > 0, stops the run after this many records.
+	// Warmup is written before Duration and not counted: Pebble starts
+	// with an empty memtable and no flush or compaction running, which is
+	// not the steady state a broker's latency is compared with.
+	Warmup time.Duration
+	// Records, if > 0, stops the run after this many records (warm-up
+	// included).
 	Records int64
 	// Payload is PayloadRandom (the default when empty), PayloadText or
 	// PayloadZeros: the same record contents a produce run sends, since
@@ -84,13 +89,17 @@ func (c StorageConfig) Validate() error {
 	if c.Rate < 0 || math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0) {
 		errs = append(errs, fmt.Errorf("rate must be >= 0 records/s (0: as fast as possible), got %v", c.Rate))
 	}
+	if c.Warmup < 0 || (c.Warmup > 0 && c.Duration == 0) {
+		errs = append(errs, fmt.Errorf("warm-up must be >= 0 and goes with a duration, got %v", c.Warmup))
+	}
 	if c.Duration < 0 || c.Records < 0 || (c.Duration == 0 && c.Records == 0) {
 		errs = append(errs, errors.New("need a duration > 0 or a record count > 0"))
 	}
 	return errors.Join(errs...)
 }
 
-// StorageResult is the outcome of a storage run.
+// StorageResult is the outcome of a storage run: what was written after
+// the warm-up, in Elapsed.
 type StorageResult struct {
 	Records int64
 	Bytes   int64
@@ -116,11 +125,6 @@ func RunStorage(ctx context.Context, cfg StorageConfig) (StorageResult, error) {
 		return StorageResult{}, err
 	}
 	defer eng.Close()
-	if cfg.Duration > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, cfg.Duration)
-		defer cancel()
-	}
 	var claimed atomic.Int64 // records claimed by writers, for cfg.Records
 	if cfg.Payload == "" {
 		cfg.Payload = PayloadRandom
@@ -142,6 +146,14 @@ func RunStorage(ctx context.Context, cfg StorageConfig) (StorageResult, error) {
 	// 8 MiB.
 	maxGroup := max(1, (8<<20)/(cfg.BatchRecords*cfg.RecordSize))
 	start := time.Now()
+	measureFrom := start.Add(cfg.Warmup)
+	if cfg.Duration > 0 && cfg.Rate == 0 {
+		// At a Rate the schedule ends the run, so that every batch due
+		// in the window is written.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, measureFrom.Add(cfg.Duration))
+		defer cancel()
+	}
 	for w := range cfg.Writers {
 		latency[w] = newHistogram()
 		wg.Add(1)
@@ -174,11 +186,17 @@ func RunStorage(ctx context.Context, cfg StorageConfig) (StorageResult, error) {
 					errOnce.Do(func() { firstErr = err })
 					return false
 				}
+				counted := 0
 				for _, due := range dues {
-					_ = latency[w].RecordValue(clampMicros(time.Since(due)))
+					if !due.Before(measureFrom) {
+						_ = latency[w].RecordValue(clampMicros(time.Since(due)))
+						counted++
+					}
 				}
-				records.Add(int64(n))
-				batches.Add(1)
+				if counted > 0 {
+					records.Add(int64(counted * cfg.BatchRecords))
+					batches.Add(1)
+				}
 				return true
 			}
 			if cfg.Rate == 0 {
@@ -195,7 +213,7 @@ func RunStorage(ctx context.Context, cfg StorageConfig) (StorageResult, error) {
 			// commits are spread over each interval rather than bunched.
 			batchRate := cfg.Rate / float64(cfg.BatchRecords) / float64(cfg.Writers)
 			sched := NewSchedule(start.Add(time.Duration(float64(w)/float64(cfg.Writers)*1e9/batchRate)), batchRate)
-			end := start.Add(cfg.Duration)
+			end := measureFrom.Add(cfg.Duration)
 			if cfg.Duration == 0 {
 				end = time.Unix(math.MaxInt32, 0) // until Records are written
 			}
@@ -209,7 +227,7 @@ func RunStorage(ctx context.Context, cfg StorageConfig) (StorageResult, error) {
 		}()
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
+	elapsed := time.Since(measureFrom)
 	r := StorageResult{Records: records.Load(), Batches: batches.Load(), Elapsed: elapsed, Latency: newHistogram()}
 	for _, h := range latency {
 		r.Latency.Merge(h)

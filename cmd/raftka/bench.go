@@ -425,7 +425,7 @@ produce latency at the same rate. To write as a broker's log does, match
 			if sc.Rate > 0 {
 				pace = fmt.Sprintf("at %.0f records/s", sc.Rate)
 			}
-			p.logf("writing synced batches of %d x %d-byte records with %d writer(s) %s to %s for %v", sc.BatchRecords, sc.RecordSize, sc.Writers, pace, dir, sc.Duration)
+			p.logf("writing synced batches of %d x %d-byte records with %d writer(s) %s to %s for %v after %v of warm-up", sc.BatchRecords, sc.RecordSize, sc.Writers, pace, dir, sc.Duration, sc.Warmup)
 			stopProfile, err := o.profile(e)
 			if err != nil {
 				return err
@@ -450,7 +450,7 @@ produce latency at the same rate. To write as a broker's log does, match
 			if err := tw.Flush(); err != nil {
 				return err
 			}
-			run := bench.StorageRun{Dir: dir, RecordSize: sc.RecordSize, BatchRecords: sc.BatchRecords, ValueRecords: max(1, sc.ValueRecords), Writers: sc.Writers, Duration: sc.Duration.String(), Payload: sc.Payload, Rate: sc.Rate}
+			run := bench.StorageRun{Dir: dir, RecordSize: sc.RecordSize, BatchRecords: sc.BatchRecords, ValueRecords: max(1, sc.ValueRecords), Writers: sc.Writers, Duration: sc.Duration.String(), Warmup: sc.Warmup.String(), Payload: sc.Payload, Rate: sc.Rate}
 			return o.write(e, bench.Report{Kind: "storage", Command: commandLine(cmd), Target: "pebble in " + dir, Time: began, Environment: env, Config: run, Result: sr})
 		},
 	}
@@ -462,6 +462,7 @@ produce latency at the same rate. To write as a broker's log does, match
 	f.StringVar(&sc.Payload, "payload", sc.Payload, "value contents, as in produce: random (incompressible), text (words; compressible) or zeros")
 	f.DurationVar(&sc.Duration, "duration", sc.Duration, "how long to write")
 	f.Float64Var(&sc.Rate, "rate", 0, "target records/s over all writers, on an open-loop schedule; 0 writes as fast as possible")
+	f.DurationVar(&sc.Warmup, "warmup", 0, "write this long before --duration without counting it (Pebble starts with no flush or compaction running)")
 	return cmd
 }
 

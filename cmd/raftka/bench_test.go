@@ -117,7 +117,7 @@ func TestBenchStorageAndPartitions(t *testing.T) {
 		f.Close()
 	}
 	// At a target rate, the commit latency counts from the due times.
-	r = mustRun(t, "", "bench", "storage", "--record-size", "100", "--rate", "20000", "--batch-records", "16", "--value-records", "4",
+	r = mustRun(t, "", "bench", "storage", "--record-size", "100", "--rate", "20000", "--batch-records", "16", "--value-records", "4", "--warmup", "100ms",
 		"--duration", "300ms", "--data-dir", dir, "--json", filepath.Join(dir, "rate.json"))
 	if !strings.Contains(r.stdout, "from each batch's due time, target 20000 records/s") || !strings.Contains(r.stdout, "16 per batch, 4 per key") {
 		t.Errorf("storage summary at a rate:\n%s", r.stdout)

@@ -42,6 +42,7 @@ type run struct {
 		Rate         float64 `json:"rate"`
 		Duration     string  `json:"duration"`
 		BatchRecords int     `json:"batch_records"`
+		ValueRecords int     `json:"value_records"`
 		Writers      int     `json:"writers"`
 		Count        int     `json:"count"`
 	} `json:"config"`
@@ -52,16 +53,12 @@ type run struct {
 			RecordsPerSec float64 `json:"records_per_s"`
 			MBPerSec      float64 `json:"mb_per_s"`
 		} `json:"produced"`
-		ProduceLatency *struct {
-			P50  float64 `json:"p50_ms"`
-			P99  float64 `json:"p99_ms"`
-			P999 float64 `json:"p99_9_ms"`
-			Max  float64 `json:"max_ms"`
-		} `json:"produce_latency"`
-		ErrorsTotal int64 `json:"errors_total"`
+		ProduceLatency *latencyJSON `json:"produce_latency"`
+		ErrorsTotal    int64        `json:"errors_total"`
 		// storage
-		RecordsPerSec float64 `json:"records_per_s"`
-		MBPerSec      float64 `json:"mb_per_s"`
+		RecordsPerSec float64      `json:"records_per_s"`
+		MBPerSec      float64      `json:"mb_per_s"`
+		CommitLatency *latencyJSON `json:"commit_latency"`
 		// partitions
 		Partitions                  int     `json:"partitions"`
 		CreateSeconds               float64 `json:"create_s"`
@@ -71,6 +68,14 @@ type run struct {
 		IdleCPUPercentPer1kReplicas float64 `json:"idle_cpu_percent_per_1k_replicas"`
 		HeapBytesPerReplica         float64 `json:"heap_bytes_per_replica"`
 	} `json:"result"`
+}
+
+// latencyJSON is a latency summary of a run.
+type latencyJSON struct {
+	P50  float64 `json:"p50_ms"`
+	P99  float64 `json:"p99_ms"`
+	P999 float64 `json:"p99_9_ms"`
+	Max  float64 `json:"max_ms"`
 }
 
 func (r run) recordSize() string { return fmt.Sprint(r.Config.RecordSize) }
@@ -262,11 +267,13 @@ func render(groups []group, note string) string {
 	}
 
 	var latRows []string
+	engineRows := false
 	for _, g := range groups {
 		if g.kind != "latency" {
 			continue
 		}
 		r0 := g.runs[0]
+		engineRows = engineRows || r0.Kind == "storage"
 		latRows = append(latRows, fmt.Sprintf("| %s | %s B | %.0f | %d | %.2f | %.2f | %.2f | %.1f |",
 			setup(g), r0.recordSize(), r0.Config.Rate, len(g.runs),
 			median(collect(g.runs, func(r run) float64 { return lat(r).P50 })),
@@ -278,6 +285,11 @@ func render(groups []group, note string) string {
 		b.WriteString("\n### Produce latency at half the maximum rate (open loop, from the intended send time)\n\n")
 		b.WriteString("| setup | record | target records/s | runs | p50 ms | p99 ms | p99.9 ms | max ms |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
 		b.WriteString(strings.Join(latRows, "\n") + "\n")
+		if engineRows {
+			b.WriteString("\nThe storage engine rows write the same records at the same rate straight to Pebble " +
+				"(`raftka bench storage --rate`, latency from each batch's due time): the latency of the disk and " +
+				"the engine alone at that load, a floor under the broker's.\n")
+		}
 	}
 
 	var partRows []string
@@ -310,8 +322,12 @@ func render(groups []group, note string) string {
 
 type latencies struct{ P50, P99, P999, Max float64 }
 
+// lat is a produce run's latency, or a storage run's commit latency.
 func lat(r run) latencies {
 	if l := r.Result.ProduceLatency; l != nil {
+		return latencies{l.P50, l.P99, l.P999, l.Max}
+	}
+	if l := r.Result.CommitLatency; l != nil {
 		return latencies{l.P50, l.P99, l.P999, l.Max}
 	}
 	return latencies{}
@@ -320,10 +336,12 @@ func lat(r run) latencies {
 // setup describes a group's target in a table cell.
 func setup(g group) string {
 	r := g.runs[0]
-	switch g.kind {
-	case "storage":
+	switch {
+	case g.kind == "storage":
 		return fmt.Sprintf("storage ceiling: Pebble, synced batches of %d, %d writer(s)", r.Config.BatchRecords, r.Config.Writers)
-	case "partitions":
+	case r.Kind == "storage":
+		return fmt.Sprintf("storage engine alone: Pebble, synced group commits of %d-record values", max(1, r.Config.ValueRecords))
+	case g.kind == "partitions":
 		return fmt.Sprintf("%s, RF=%d", r.Target, r.Result.ReplicationFactor)
 	}
 	s := r.Target

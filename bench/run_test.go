@@ -432,7 +432,7 @@ func TestStorageConfigPayload(t *testing.T) {
 		{func(c *StorageConfig) { c.Rate = math.Inf(1) }, "rate must be >= 0"},
 		{func(c *StorageConfig) { c.ValueRecords = -2 }, "value records must be >= 0"},
 		{func(c *StorageConfig) { c.Warmup = -time.Second }, "warm-up must be >= 0"},
-		{func(c *StorageConfig) { c.Duration, c.Records, c.Warmup = 0, 10, time.Second }, "goes with a duration"},
+		{func(c *StorageConfig) { c.Duration, c.Records, c.Warmup = 0, 10, time.Second }, "needs a duration"},
 	} {
 		c := base
 		bad.mutate(&c)

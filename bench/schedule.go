@@ -90,7 +90,7 @@ func Pace(ctx context.Context, clock Clock, sched *Schedule, end time.Time, send
 // PaceGroups drives commit on sched until end (exclusive), until ctx ends
 // or until commit returns false, as a group commit: it sleeps until the
 // next send is due, then hands commit every send due by now (at least one,
-// at most limit, which must be > 0) with their due times. A committer that falls behind thus
+// at most limit) with their due times. A committer that falls behind thus
 // catches up in fewer, larger commits, as a broker's scheduler writes
 // everything proposed during its previous write in one batch, while each
 // send's latency still counts from its own due time. It returns the number

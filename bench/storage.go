@@ -56,10 +56,10 @@ type StorageConfig struct {
 	// commit's latency counts from when its batch was due, so that a slow
 	// fsync shows in every batch it delayed. A writer that falls behind
 	// commits all its overdue batches at once (up to about 8 MiB), as a
-	// broker's group commit does. This is the engine's own
-	// latency at a given load, the floor under a broker's produce latency
-	// at the same rate. 0 writes as fast as the engine allows and counts
-	// each commit from its start.
+	// broker's group commit does. This is the engine's own latency at a
+	// given load, the floor under a broker's produce latency at the same
+	// rate. 0 writes as fast as the engine allows and counts each commit
+	// from its start.
 	Rate float64
 }
 
@@ -90,7 +90,7 @@ func (c StorageConfig) Validate() error {
 		errs = append(errs, fmt.Errorf("rate must be >= 0 records/s (0: as fast as possible), got %v", c.Rate))
 	}
 	if c.Warmup < 0 || (c.Warmup > 0 && c.Duration == 0) {
-		errs = append(errs, fmt.Errorf("warm-up must be >= 0 and goes with a duration, got %v", c.Warmup))
+		errs = append(errs, fmt.Errorf("warm-up must be >= 0 and needs a duration, got %v", c.Warmup))
 	}
 	if c.Duration < 0 || c.Records < 0 || (c.Duration == 0 && c.Records == 0) {
 		errs = append(errs, errors.New("need a duration > 0 or a record count > 0"))

@@ -71,20 +71,10 @@ func (s *Schedule) Sent() int64 { return s.next }
 // back to back with the overdue due times. It returns the number of sends.
 // send receives the due (intended) time, from which latency is measured.
 func Pace(ctx context.Context, clock Clock, sched *Schedule, end time.Time, send func(intended time.Time)) int64 {
-	for ctx.Err() == nil {
-		due := sched.Next()
-		if !due.Before(end) {
-			break
-		}
-		if wait := due.Sub(clock.Now()); wait > 0 {
-			if clock.Sleep(ctx, wait) != nil {
-				break
-			}
-			continue
-		}
-		send(sched.Advance())
-	}
-	return sched.Sent()
+	return PaceGroups(ctx, clock, sched, end, 1, func(dues []time.Time) bool {
+		send(dues[0])
+		return true
+	})
 }
 
 // PaceGroups drives commit on sched until end (exclusive), until ctx ends
@@ -103,7 +93,8 @@ func PaceGroups(ctx context.Context, clock Clock, sched *Schedule, end time.Time
 		if !next.Before(end) {
 			break
 		}
-		if wait := next.Sub(clock.Now()); wait > 0 {
+		now := clock.Now()
+		if wait := next.Sub(now); wait > 0 {
 			if clock.Sleep(ctx, wait) != nil {
 				break
 			}
@@ -111,7 +102,7 @@ func PaceGroups(ctx context.Context, clock Clock, sched *Schedule, end time.Time
 		}
 		dues = dues[:0]
 		// The next send is due, so at least one is taken.
-		for now := clock.Now(); len(dues) < limit; {
+		for len(dues) < limit {
 			if next := sched.Next(); next.After(now) || !next.Before(end) {
 				break
 			}

@@ -389,11 +389,13 @@ read as a fraction of this ceiling, measured on the same disk (--data-dir). A
 With --rate, batches are committed on an open-loop schedule at that many
 records/s and each commit's latency counts from when its batch was due: the
 engine's and disk's own latency at that load, the floor under a broker's
-produce latency at the same rate. To write as a broker's log does, match
---batch-records to what one group commit carries (about rate x pass time) and
---value-records to the records of one produced batch of one partition.`,
+produce latency at the same rate. Batches that fall due while a commit waits
+for its fsync are committed together, as a broker's group commit does. To
+write as a broker's log does, set --value-records to the records of one
+produced batch of one partition (16 KiB of records is typical) and
+--batch-records to the same.`,
 		Example: `  raftka bench storage --record-size 1024 --duration 10s
-  raftka bench storage --record-size 1024 --rate 100000 --batch-records 128 --value-records 16
+  raftka bench storage --record-size 1024 --rate 100000 --batch-records 16 --value-records 16 --warmup 15s
   raftka bench storage --record-size 100 --batch-records 1024 --writers 4 --data-dir /mnt/nvme`,
 		Args: positional(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -437,9 +439,14 @@ produce latency at the same rate. To write as a broker's log does, match
 				return err
 			}
 			sr := bench.NewStorageReport(res)
+			valueRecords := max(1, min(sc.ValueRecords, sc.BatchRecords))
+			workload := "storage ceiling (pebble, synced batches)"
+			if sc.Rate > 0 {
+				workload = "storage latency at a target rate (pebble, synced group commits)"
+			}
 			tw := newTable(e.stdout)
-			fmt.Fprintf(tw, "workload\tstorage ceiling (pebble, synced batches)\n")
-			fmt.Fprintf(tw, "records\t%d bytes (%s payload), %d per batch, %d per key, %d writer(s)\n", sc.RecordSize, sc.Payload, sc.BatchRecords, max(1, min(sc.ValueRecords, sc.BatchRecords)), sc.Writers)
+			fmt.Fprintf(tw, "workload\t%s\n", workload)
+			fmt.Fprintf(tw, "records\t%d bytes (%s payload), %d per batch, %d per key, %d writer(s)\n", sc.RecordSize, sc.Payload, sc.BatchRecords, valueRecords, sc.Writers)
 			fmt.Fprintf(tw, "written\t%d records, %.0f records/s, %.2f MB/s\n", sr.Records, sr.RecordsPerSec, sr.MBPerSec)
 			fmt.Fprintf(tw, "syncs\t%d batches, %.0f synced batches/s\n", sr.Batches, sr.SyncsPerSec)
 			from := "from each commit's start"
@@ -450,13 +457,13 @@ produce latency at the same rate. To write as a broker's log does, match
 			if err := tw.Flush(); err != nil {
 				return err
 			}
-			run := bench.StorageRun{Dir: dir, RecordSize: sc.RecordSize, BatchRecords: sc.BatchRecords, ValueRecords: max(1, sc.ValueRecords), Writers: sc.Writers, Duration: sc.Duration.String(), Warmup: sc.Warmup.String(), Payload: sc.Payload, Rate: sc.Rate}
+			run := bench.StorageRun{Dir: dir, RecordSize: sc.RecordSize, BatchRecords: sc.BatchRecords, ValueRecords: valueRecords, Writers: sc.Writers, Duration: sc.Duration.String(), Warmup: sc.Warmup.String(), Payload: sc.Payload, Rate: sc.Rate}
 			return o.write(e, bench.Report{Kind: "storage", Command: commandLine(cmd), Target: "pebble in " + dir, Time: began, Environment: env, Config: run, Result: sr})
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&recordSize, "record-size", "1024", "record size in bytes (a uniform:MIN-MAX distribution is written at its mean)")
-	f.IntVar(&sc.BatchRecords, "batch-records", sc.BatchRecords, "records per synced batch")
+	f.IntVar(&sc.BatchRecords, "batch-records", sc.BatchRecords, "records per synced batch (at a --rate, per scheduled batch; overdue ones are committed together)")
 	f.IntVar(&sc.ValueRecords, "value-records", sc.ValueRecords, "records stored under one key (a broker stores each produced record batch as one entry; 1 is the conservative ceiling)")
 	f.IntVar(&sc.Writers, "writers", sc.Writers, "concurrent committers (Pebble shares one fsync among concurrent commits)")
 	f.StringVar(&sc.Payload, "payload", sc.Payload, "value contents, as in produce: random (incompressible), text (words; compressible) or zeros")

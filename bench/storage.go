@@ -98,6 +98,10 @@ func (c StorageConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
+// RecordsPerKey is how many records one key holds: ValueRecords, at least
+// 1 and at most BatchRecords.
+func (c StorageConfig) RecordsPerKey() int { return max(1, min(c.ValueRecords, c.BatchRecords)) }
+
 // StorageResult is the outcome of a storage run: what was written after
 // the warm-up, in Elapsed.
 type StorageResult struct {
@@ -131,7 +135,7 @@ func RunStorage(ctx context.Context, cfg StorageConfig) (StorageResult, error) {
 	}
 	// Each record is a different slice of the payload, as in a produce run,
 	// so that a compressor finds no more repetition than a broker would.
-	valueRecords := max(1, min(cfg.ValueRecords, cfg.BatchRecords))
+	valueRecords := cfg.RecordsPerKey()
 	payload := newPayload(Config{Payload: cfg.Payload, RecordSize: FixedSize(cfg.RecordSize * valueRecords)})
 	var (
 		records, batches atomic.Int64

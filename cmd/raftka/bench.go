@@ -439,7 +439,7 @@ produced batch of one partition (16 KiB of records is typical) and
 				return err
 			}
 			sr := bench.NewStorageReport(res)
-			valueRecords := max(1, min(sc.ValueRecords, sc.BatchRecords))
+			valueRecords := sc.RecordsPerKey()
 			workload := "storage ceiling (pebble, synced batches)"
 			if sc.Rate > 0 {
 				workload = "storage latency at a target rate (pebble, synced group commits)"

@@ -24,11 +24,18 @@ type dropPagesFS struct{ vfs.FS }
 // files.
 func isBlobFile(name string) bool { return strings.HasSuffix(name, ".blob") }
 
-// Create wraps blob files so their pages are dropped after each sync.
+// Create wraps blob files so that their pages are dropped after each sync,
+// and, where the filesystem allows, written with direct I/O so that they
+// never enter the page cache in the first place (see directFile).
 func (fs dropPagesFS) Create(name string, category vfs.DiskWriteCategory) (vfs.File, error) {
 	f, err := fs.FS.Create(name, category)
 	if err != nil || !isBlobFile(name) {
 		return f, err
+	}
+	if f.Fd() != vfs.InvalidFd {
+		if direct, err := openDirect(name); err == nil {
+			f = newDirectFile(f, direct)
+		}
 	}
 	return dropPagesFile{File: f}, nil
 }

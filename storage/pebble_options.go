@@ -118,10 +118,12 @@ type PebbleOptions struct {
 	// the broker stores batches as sent, so compressing them again costs
 	// CPU for nothing (Kafka's compression.type=producer).
 	CompressBlocks bool
-	// CacheBlobPages keeps blob files' pages in the OS page cache after
-	// they are written. Off by default: the broker evicts them once synced
-	// (see dropPagesFS), because a page cache growing by every byte written
-	// costs more CPU than the rare reads of old log entries save.
+	// CacheBlobPages writes blob files through the OS page cache and keeps
+	// their pages there. Off by default: the broker writes them with direct
+	// I/O where the filesystem allows and evicts what did enter the cache
+	// once synced (see dropPagesFS and directFile), because a page cache
+	// growing by every byte written costs more CPU than the rare reads of
+	// old log entries save.
 	CacheBlobPages bool
 	// BackgroundWritePacing paces flushes and compactions: they may write
 	// this many bytes per byte written to the WAL (plus a floor of 64 MiB/s),

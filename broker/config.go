@@ -33,8 +33,9 @@ type Config struct {
 	AdminAddr string `yaml:"admin-addr"`
 	// Storage is the engine: "pebble" (durable) or "memory" (lost on exit).
 	Storage string `yaml:"storage"`
-	// CacheLogPages keeps the record batches the engine writes in the OS
-	// page cache. Off by default: they are evicted once synced (see
+	// CacheLogPages writes the record batches the engine flushes through
+	// the OS page cache and keeps them there. Off by default: they are
+	// written with direct I/O and evicted once synced (see
 	// storage.PebbleOptions.CacheBlobPages), which costs consumers catching
 	// up on old data a disk read and saves the CPU of a page cache that
 	// grows by every byte written.

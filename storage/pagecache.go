@@ -17,7 +17,10 @@ import (
 // 2-core benchmark machine writing a new file cost 2.8–3.0 s of CPU per GiB
 // left cached and 0.3 s per GiB evicted after each sync, measured with
 // 32 MiB synced chunks. Redpanda and ScyllaDB bypass the page cache for the
-// same reason; this keeps Pebble's buffered IO and only stops the growth.
+// same reason; so does this, where the filesystem allows, by writing blob
+// files with direct I/O (see directFile), and evicts what did enter the
+// cache (the unaligned ends of files, or everything where direct I/O is
+// unavailable).
 type dropPagesFS struct{ vfs.FS }
 
 // isBlobFile reports whether name is one of Pebble's blob (separated value)

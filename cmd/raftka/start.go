@@ -107,7 +107,7 @@ An unknown key is an error.`,
 	f.StringVar(&c.AdvertiseKafkaAddr, "advertise-kafka-addr", c.AdvertiseKafkaAddr, "host:port clients are told to connect to (default: the bound --kafka-addr)")
 	f.StringVar(&c.AdminAddr, "admin-addr", c.AdminAddr, `host:port serving /healthz and /metrics; "" disables it`)
 	f.StringVar(&c.Storage, "storage", c.Storage, "storage engine: pebble (durable) or memory (lost on exit)")
-	f.BoolVar(&c.CacheLogPages, "cache-log-pages", c.CacheLogPages, "keep written record batches in the OS page cache: faster reads of old data, more memory and CPU (default: evicted once synced)")
+	f.BoolVar(&c.CacheLogPages, "cache-log-pages", c.CacheLogPages, "keep written record batches in the OS page cache: faster reads of old data, more memory and CPU (default: written with direct I/O and evicted once synced)")
 	f.BoolVar(&c.AutoCreateTopics, "auto-create-topics", c.AutoCreateTopics, "create unknown topics when clients ask for them")
 	f.Int32Var(&c.DefaultPartitions, "default-partitions", c.DefaultPartitions, "partitions of auto-created topics and of create requests that ask for -1")
 	f.StringVar(&c.Rack, "rack", c.Rack, "rack of this broker, for rack-aware replica placement")

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"syscall"
 	"unsafe"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -119,14 +120,24 @@ func (f *directFile) Write(p []byte) (int, error) {
 			if err := f.writeChunk(); err != nil {
 				return written, err
 			}
+			if f.direct == nil {
+				// The chunk fell back to ordinary writes; so does the rest.
+				n, err := f.Write(p)
+				return written + n, err
+			}
 		}
 	}
 	return written, nil
 }
 
-// writeChunk writes the full buffer with one direct write.
+// writeChunk writes the full buffer with one direct write. A device that
+// refuses the write as unaligned (EINVAL: its logical blocks are larger
+// than directAlign) gets the file through the page cache instead.
 func (f *directFile) writeChunk() error {
 	n, err := f.direct.WriteAt(f.buf, f.off)
+	if errors.Is(err, syscall.EINVAL) && n <= 0 {
+		return f.fallBack()
+	}
 	if err == nil && n != len(f.buf) {
 		err = io.ErrShortWrite
 	}

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"unsafe"
 
@@ -19,8 +20,10 @@ type fakeDirect struct {
 	t      *testing.T
 	f      vfs.File
 	writes int
-	// failAt, if positive, makes that write (counting from 1) fail.
-	failAt int
+	// failAt, if positive, makes that write (counting from 1) fail with
+	// failErr, or errFakeDisk if failErr is nil.
+	failAt  int
+	failErr error
 	closed bool
 }
 
@@ -33,6 +36,9 @@ func (d *fakeDirect) WriteAt(p []byte, off int64) (int, error) {
 		d.t.Errorf("unaligned direct write: address %#x, offset %d, length %d", addr, off, len(p))
 	}
 	if d.writes == d.failAt {
+		if d.failErr != nil {
+			return 0, d.failErr
+		}
 		return 0, errFakeDisk
 	}
 	return d.f.WriteAt(p, off)
@@ -238,6 +244,38 @@ func TestDirectFileOnDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(got, want) {
+		t.Fatalf("file holds %d bytes, not the %d written", len(got), len(want))
+	}
+}
+
+// TestDirectFileUnalignedDeviceFallsBack checks that a device refusing a
+// direct write as unaligned (EINVAL) gets the whole file through ordinary
+// writes instead of failing the flush.
+func TestDirectFileUnalignedDeviceFallsBack(t *testing.T) {
+	t.Parallel()
+	fs, f, d := newFakeDirectFile(t)
+	d.failAt, d.failErr = 2, &os.PathError{Op: "write", Path: "000001.blob", Err: syscall.EINVAL}
+	want := make([]byte, 3*directChunk+10)
+	for i := range want {
+		want[i] = byte(i * 7)
+	}
+	for p := want; len(p) > 0; {
+		n := min(len(p), 100<<10)
+		if _, err := f.Write(p[:n]); err != nil {
+			t.Fatalf("Write: %v", err)
+		}
+		p = p[n:]
+	}
+	if !d.closed {
+		t.Error("direct descriptor still open after EINVAL")
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, fs, "000001.blob"); !bytes.Equal(got, want) {
 		t.Fatalf("file holds %d bytes, not the %d written", len(got), len(want))
 	}
 }

@@ -24,7 +24,7 @@ type fakeDirect struct {
 	// failErr, or errFakeDisk if failErr is nil.
 	failAt  int
 	failErr error
-	closed bool
+	closed  bool
 }
 
 var errFakeDisk = errors.New("fake disk error")

@@ -52,12 +52,13 @@ type directFile struct {
 	// and writes of the unaligned end.
 	vfs.File
 	// direct is the O_DIRECT descriptor; nil once the file fell back to
-	// ordinary writes (see WriteAt).
+	// ordinary writes (see fallBack) or closed.
 	direct directWriter
 
 	// buf holds the bytes written after off, in memory aligned to
-	// directAlign. Invariant: len(buf) == directChunk and everything before
-	// off has been written to the file by direct.
+	// directAlign. Invariant: while direct is set, len(buf) == directChunk
+	// and everything before off has been written to the file by direct;
+	// afterwards buf is nil.
 	buf []byte
 	// n is how many bytes of buf hold data.
 	n int
@@ -138,11 +139,8 @@ func (f *directFile) writeChunk() error {
 	if errors.Is(err, syscall.EINVAL) && n <= 0 {
 		return f.fallBack()
 	}
-	if err == nil && n != len(f.buf) {
-		err = io.ErrShortWrite
-	}
-	if err != nil {
-		return f.fail(fmt.Errorf("storage: direct write at %d: %w", f.off, err))
+	if err := f.checkWrite("direct write", n, len(f.buf), err); err != nil {
+		return err
 	}
 	f.off += int64(len(f.buf))
 	f.n = 0
@@ -159,13 +157,22 @@ func (f *directFile) writeTail() error {
 		return nil
 	}
 	n, err := f.File.WriteAt(f.buf[:f.n], f.off)
-	if err == nil && n != f.n {
+	if err := f.checkWrite("write", n, f.n, err); err != nil {
+		return err
+	}
+	f.tailWritten = true
+	return nil
+}
+
+// checkWrite turns the outcome of writing want bytes at off (a short write
+// included) into the file's error, if any.
+func (f *directFile) checkWrite(op string, n, want int, err error) error {
+	if err == nil && n != want {
 		err = io.ErrShortWrite
 	}
 	if err != nil {
-		return f.fail(fmt.Errorf("storage: write at %d: %w", f.off, err))
+		return f.fail(fmt.Errorf("storage: %s at %d: %w", op, f.off, err))
 	}
-	f.tailWritten = true
 	return nil
 }
 
@@ -253,11 +260,5 @@ func (f *directFile) Read([]byte) (int, error) {
 
 // Close writes out the buffer and closes both descriptors.
 func (f *directFile) Close() error {
-	err := f.writeTail()
-	if f.direct != nil {
-		err = errors.Join(err, f.direct.Close())
-		f.direct = nil
-	}
-	f.releaseBuf()
-	return errors.Join(err, f.File.Close())
+	return errors.Join(f.fallBack(), f.File.Close())
 }

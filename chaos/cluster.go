@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -115,13 +116,14 @@ func (c *Cluster) newBroker(id int32) (*BrokerProcess, error) {
 	if err := os.MkdirAll(b.DataDir, 0o755); err != nil {
 		return nil, err
 	}
-	var err error
-	ports := make([]int, 4)
-	for i := range ports {
-		if ports[i], err = freePort(ip); err != nil {
-			return nil, fmt.Errorf("broker %d: no free port on %s: %w", id, ip, err)
-		}
+	// The broker's ports stay reserved until its proxies hold their own
+	// (ephemeral) ports on the same address, so that a proxy cannot be
+	// given one of them, nor two of them be the same port.
+	ports, release, err := reservePorts(ip, 4)
+	if err != nil {
+		return nil, fmt.Errorf("broker %d: no free port on %s: %w", id, ip, err)
 	}
+	defer release()
 	join := func(p int) string { return net.JoinHostPort(ip, strconv.Itoa(p)) }
 	b.KafkaAddr, b.RaftAddr, b.GossipAddr, b.AdminAddr = join(ports[0]), join(ports[1]), join(ports[2]), join(ports[3])
 	if b.KafkaProxy, err = NewProxy(fmt.Sprintf("kafka-%d", id), join(0), b.KafkaAddr, c.log); err != nil {
@@ -134,23 +136,38 @@ func (c *Cluster) newBroker(id int32) (*BrokerProcess, error) {
 	return b, nil
 }
 
-// freePort returns a TCP port on ip that was free (for TCP and UDP, as
-// memberlist needs both) a moment ago.
-func freePort(ip string) (int, error) {
-	for range 20 {
+// reservePorts returns n distinct TCP ports on ip, each also free for UDP
+// (memberlist needs both), and holds them until release is called: ports
+// that were merely free a moment ago can be handed out again by the next
+// bind to port 0, which once gave a broker's admin port to something else
+// and failed a chaos run at start.
+func reservePorts(ip string, n int) (ports []int, release func(), err error) {
+	var held []io.Closer
+	release = func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}
+	for tries := 0; len(ports) < n; tries++ {
+		if tries == 20*n {
+			release()
+			return nil, nil, errors.New("no port free for both TCP and UDP")
+		}
 		ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 		if err != nil {
-			return 0, err
+			release()
+			return nil, nil, err
 		}
 		port := ln.Addr().(*net.TCPAddr).Port
 		udp, err := net.ListenPacket("udp", net.JoinHostPort(ip, strconv.Itoa(port)))
-		ln.Close()
-		if err == nil {
-			udp.Close()
-			return port, nil
+		if err != nil {
+			ln.Close()
+			continue
 		}
+		held = append(held, ln, udp)
+		ports = append(ports, port)
 	}
-	return 0, errors.New("no port free for both TCP and UDP")
+	return ports, release, nil
 }
 
 // KafkaAddrs returns the proxied Kafka addresses clients should use.

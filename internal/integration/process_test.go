@@ -38,15 +38,22 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// freePort returns a loopback port that was free a moment ago.
-func freePort(t *testing.T) int {
+// freePorts returns n distinct loopback ports that were free a moment ago.
+// They are held open until all n are chosen: ports each closed at once
+// could come back from the next bind to port 0, giving a node one port
+// twice.
+func freePorts(t *testing.T, n int) []int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	ports := make([]int, n)
+	for i := range ports {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		ports[i] = ln.Addr().(*net.TCPAddr).Port
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return ports
 }
 
 // node is one `raftka start` process and the ports it keeps across
@@ -64,8 +71,9 @@ type node struct {
 }
 
 func newNode(t *testing.T, extra ...string) *node {
-	return &node{t: t, dataDir: t.TempDir(), kafkaPort: freePort(t), adminPort: freePort(t),
-		raftPort: freePort(t), gossipPort: freePort(t), extra: extra}
+	p := freePorts(t, 4)
+	return &node{t: t, dataDir: t.TempDir(), kafkaPort: p[0], adminPort: p[1],
+		raftPort: p[2], gossipPort: p[3], extra: extra}
 }
 
 func (n *node) kafkaAddr() string  { return "127.0.0.1:" + strconv.Itoa(n.kafkaPort) }

@@ -31,10 +31,7 @@ type testCluster struct {
 
 func startCluster(t *testing.T) *testCluster {
 	t.Helper()
-	c := &testCluster{t: t}
-	for range 3 {
-		c.nodes = append(c.nodes, newNode(t))
-	}
+	c := &testCluster{t: t, nodes: newNodes(t, 3)}
 	for i, n := range c.nodes {
 		var join []string
 		for j, m := range c.nodes {

@@ -67,13 +67,30 @@ type node struct {
 	gossipPort int
 	extra      []string
 	cmd        *exec.Cmd
-	exited     chan error
+	// exited is closed when the running process has been reaped; exitErr
+	// is its exit error, valid once exited is closed. Closing rather than
+	// sending lets waitHealthy and kill both see the exit.
+	exited  chan struct{}
+	exitErr error
 }
 
-func newNode(t *testing.T, extra ...string) *node {
-	p := freePorts(t, 4)
-	return &node{t: t, dataDir: t.TempDir(), kafkaPort: p[0], adminPort: p[1],
-		raftPort: p[2], gossipPort: p[3], extra: extra}
+// newNode returns a node on four fresh ports. Nodes meant to run together
+// take their ports from one freePorts call through newNodes, so that no node
+// is handed a port another has chosen but not yet bound.
+func newNode(t *testing.T) *node {
+	return newNodes(t, 1)[0]
+}
+
+// newNodes returns n nodes on 4n distinct ports.
+func newNodes(t *testing.T, n int) []*node {
+	p := freePorts(t, 4*n)
+	nodes := make([]*node, n)
+	for i := range nodes {
+		q := p[4*i:]
+		nodes[i] = &node{t: t, dataDir: t.TempDir(), kafkaPort: q[0], adminPort: q[1],
+			raftPort: q[2], gossipPort: q[3]}
+	}
+	return nodes
 }
 
 func (n *node) kafkaAddr() string  { return "127.0.0.1:" + strconv.Itoa(n.kafkaPort) }
@@ -107,9 +124,9 @@ func (n *node) stop(ctx context.Context) error {
 		return err
 	}
 	select {
-	case err := <-n.exited:
+	case <-n.exited:
 		n.cmd = nil
-		return err
+		return n.exitErr
 	case <-ctx.Done():
 		return fmt.Errorf("no exit after SIGTERM: %w", ctx.Err())
 	}
@@ -132,8 +149,10 @@ func (n *node) launch() {
 	if err := n.cmd.Start(); err != nil {
 		n.t.Fatal(err)
 	}
-	n.exited = make(chan error, 1)
-	go func() { n.exited <- n.cmd.Wait(); logf.Close() }()
+	exited := make(chan struct{})
+	n.exited = exited
+	cmd := n.cmd
+	go func() { n.exitErr = cmd.Wait(); logf.Close(); close(exited) }()
 	n.t.Cleanup(func() { n.kill() })
 }
 
@@ -151,8 +170,8 @@ func (n *node) waitHealthy(d time.Duration) {
 			}
 		}
 		select {
-		case err := <-n.exited:
-			n.t.Fatalf("raftka exited during startup: %v\n%s", err, n.logTail(100))
+		case <-n.exited:
+			n.t.Fatalf("raftka exited during startup: %v\n%s", n.exitErr, n.logTail(100))
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {

@@ -366,6 +366,63 @@ func assertCommittedEnd(t *testing.T, adm *kadm.Client, group, topic string) {
 	})
 }
 
+// coordinatorRound asks every broker for group's coordinator, through cl and
+// through each of the version-pinned clients vcls (vcls[v] sends
+// FindCoordinator at version v), and sends a Heartbeat to every broker that
+// is not the coordinator. It returns the coordinator and, if the round was
+// not consistent (brokers disagreed, a request failed, or a non-coordinator
+// did not answer NOT_COORDINATOR), what went wrong.
+func coordinatorRound(ctx context.Context, cl *kgo.Client, vcls []*kgo.Client, brokers []*Broker, group string) (int32, []string) {
+	var problems []string
+	req := kmsg.NewPtrFindCoordinatorRequest()
+	req.CoordinatorKey = group
+	req.CoordinatorKeys = []string{group}
+	resp, err := req.RequestWith(ctx, cl.Broker(int(brokers[1].NodeID())))
+	if err != nil || len(resp.Coordinators) != 1 || resp.Coordinators[0].ErrorCode != 0 {
+		return -1, []string{fmt.Sprintf("FindCoordinator from broker %d: %v %+v", brokers[1].NodeID(), err, resp)}
+	}
+	coordinator := resp.Coordinators[0].NodeID
+	for v, vcl := range vcls {
+		for _, b := range brokers {
+			req := kmsg.NewPtrFindCoordinatorRequest()
+			req.CoordinatorKey = group
+			req.CoordinatorKeys = []string{group, "other-group"}
+			resp, err := req.RequestWith(ctx, vcl.Broker(int(b.NodeID())))
+			if err != nil {
+				problems = append(problems, fmt.Sprintf("FindCoordinator v%d from broker %d: %v", v, b.NodeID(), err))
+				continue
+			}
+			if int(resp.Version) != v {
+				problems = append(problems, fmt.Sprintf("FindCoordinator sent at v%d, want v%d", resp.Version, v))
+				continue
+			}
+			node, code := resp.NodeID, resp.ErrorCode
+			if v >= 4 {
+				if len(resp.Coordinators) != 2 || resp.Coordinators[0].Key != group || resp.Coordinators[1].ErrorCode != 0 {
+					problems = append(problems, fmt.Sprintf("FindCoordinator v4 from broker %d: %+v", b.NodeID(), resp.Coordinators))
+					continue
+				}
+				node, code = resp.Coordinators[0].NodeID, resp.Coordinators[0].ErrorCode
+			}
+			if code != 0 || node != coordinator {
+				problems = append(problems, fmt.Sprintf("FindCoordinator v%d from broker %d: node %d error %d, want node %d", v, b.NodeID(), node, code, coordinator))
+			}
+		}
+	}
+	for _, b := range brokers {
+		if b.NodeID() == coordinator {
+			continue
+		}
+		hb := kmsg.NewPtrHeartbeatRequest()
+		hb.Group, hb.MemberID = group, "m"
+		resp, err := hb.RequestWith(ctx, cl.Broker(int(b.NodeID())))
+		if err != nil || resp.ErrorCode != kerr.NotCoordinator.Code {
+			problems = append(problems, fmt.Sprintf("Heartbeat to broker %d: %v %+v, want NOT_COORDINATOR", b.NodeID(), err, resp))
+		}
+	}
+	return coordinator, problems
+}
+
 // testGroupAPIs exercises the group APIs the way admin tools and clients
 // use them.
 func testGroupAPIs(t *testing.T, brokers []*Broker, adm *kadm.Client) {
@@ -375,50 +432,29 @@ func testGroupAPIs(t *testing.T, brokers []*Broker, adm *kadm.Client) {
 	createReplicated(t, adm, "apis", 3)
 	cl := newClient(t, brokers[0].Addr(), kgo.SeedBrokers(seeds(brokers)...))
 
-	// FindCoordinator, v0 to v4 (batched), agrees with the partition
-	// leader, from every broker.
+	// FindCoordinator, v0 to v4 (batched), agrees from every broker, and
+	// the brokers that are not the coordinator answer NOT_COORDINATOR.
 	// kgo sends requests at the highest version both sides know; a client
-	// per version pins it.
-	clientAt := func(v int16) *kgo.Client {
+	// per version pins it. The coordinator is the leader of the group's
+	// offsets partition, which leader balancing (every second in tests) may
+	// move mid-round, so rounds repeat until one is consistent throughout;
+	// a real disagreement shows up as every round failing.
+	var vcls []*kgo.Client
+	for v := int16(0); v <= 4; v++ {
 		vs := kversion.Stable()
 		vs.SetMaxKeyVersion(kmsg.FindCoordinator.Int16(), v)
-		return newClient(t, brokers[0].Addr(), kgo.SeedBrokers(seeds(brokers)...), kgo.MaxVersions(vs))
+		vcls = append(vcls, newClient(t, brokers[0].Addr(), kgo.SeedBrokers(seeds(brokers)...), kgo.MaxVersions(vs)))
 	}
-	var coordinator1 int32 = -1
-	waitFor(t, 10*time.Second, "a coordinator for the group", func() bool {
-		req := kmsg.NewPtrFindCoordinatorRequest()
-		req.CoordinatorKey = "api-group"
-		req.CoordinatorKeys = []string{"api-group"}
-		resp, err := req.RequestWith(ctx, cl.Broker(int(brokers[1].NodeID())))
-		if err == nil && len(resp.Coordinators) == 1 && resp.Coordinators[0].ErrorCode == 0 {
-			coordinator1 = resp.Coordinators[0].NodeID
-		}
-		return coordinator1 > 0
+	var coordinator1 int32
+	var problems []string
+	rounds := 0
+	waitFor(t, 20*time.Second, "a consistent coordinator for api-group", func() bool {
+		rounds++
+		coordinator1, problems = coordinatorRound(ctx, cl, vcls, brokers, "api-group")
+		return len(problems) == 0
 	})
-	for v := int16(0); v <= 4; v++ {
-		vcl := clientAt(v)
-		for _, b := range brokers {
-			req := kmsg.NewPtrFindCoordinatorRequest()
-			req.CoordinatorKey = "api-group"
-			req.CoordinatorKeys = []string{"api-group", "other-group"}
-			resp, err := req.RequestWith(ctx, vcl.Broker(int(b.NodeID())))
-			if err != nil {
-				t.Fatalf("FindCoordinator v%d: %v", v, err)
-			}
-			if resp.Version != v {
-				t.Fatalf("FindCoordinator sent at v%d, want v%d", resp.Version, v)
-			}
-			node, code := resp.NodeID, resp.ErrorCode
-			if v >= 4 {
-				if len(resp.Coordinators) != 2 || resp.Coordinators[0].Key != "api-group" || resp.Coordinators[1].ErrorCode != 0 {
-					t.Fatalf("FindCoordinator v4 from %d: %+v", b.NodeID(), resp.Coordinators)
-				}
-				node, code = resp.Coordinators[0].NodeID, resp.Coordinators[0].ErrorCode
-			}
-			if code != 0 || node != coordinator1 {
-				t.Errorf("FindCoordinator v%d from broker %d: node %d error %d, want node %d", v, b.NodeID(), node, code, coordinator1)
-			}
-		}
+	if rounds > 1 {
+		t.Logf("coordinator agreement took %d rounds; the last failed one: %v", rounds, problems)
 	}
 	txn := kmsg.NewPtrFindCoordinatorRequest()
 	txn.CoordinatorKey, txn.CoordinatorType = "txn", 1
@@ -426,19 +462,6 @@ func testGroupAPIs(t *testing.T, brokers []*Broker, adm *kadm.Client) {
 		t.Errorf("transactional FindCoordinator: %v %v, want an error", err, resp)
 	}
 	t.Logf("coordinator of api-group: broker %d", coordinator1)
-
-	// The other brokers are not the coordinator.
-	for _, b := range brokers {
-		if b.NodeID() == coordinator1 {
-			continue
-		}
-		hb := kmsg.NewPtrHeartbeatRequest()
-		hb.Group, hb.MemberID = "api-group", "m"
-		resp, err := hb.RequestWith(ctx, cl.Broker(int(b.NodeID())))
-		if err != nil || resp.ErrorCode != kerr.NotCoordinator.Code {
-			t.Errorf("Heartbeat to broker %d: %v %v, want NOT_COORDINATOR", b.NodeID(), err, kerr.ErrorForCode(resp.ErrorCode))
-		}
-	}
 
 	// A group with no commits answers offset -1 without an error, in the
 	// single-group and the multi-group (v8) forms.
@@ -484,11 +507,21 @@ func testGroupAPIs(t *testing.T, brokers []*Broker, adm *kadm.Client) {
 		multi.Groups = append(multi.Groups, rg)
 	}
 	// Multi-group requests go to one broker; answer from the coordinator
-	// of both, or NOT_COORDINATOR per group.
-	mresp, err := multi.RequestWith(ctx, cl.Broker(int(coordinator1)))
-	if err != nil || len(mresp.Groups) != 2 {
-		t.Fatalf("OffsetFetch v8: %v %+v", err, mresp)
-	}
+	// of both, or NOT_COORDINATOR per group. Sent to api-group's
+	// coordinator, found afresh while the coordinator moves.
+	var mresp *kmsg.OffsetFetchResponse
+	waitFor(t, 20*time.Second, "OffsetFetch v8 answered by api-group's coordinator", func() bool {
+		c, problems := coordinatorRound(ctx, cl, nil, brokers, "api-group")
+		if len(problems) > 0 {
+			return false
+		}
+		var err error
+		mresp, err = multi.RequestWith(ctx, cl.Broker(int(c)))
+		if err != nil || len(mresp.Groups) != 2 {
+			t.Fatalf("OffsetFetch v8: %v %+v", err, mresp)
+		}
+		return mresp.Groups[0].ErrorCode != kerr.NotCoordinator.Code
+	})
 	if g := mresp.Groups[0]; g.ErrorCode != 0 || len(g.Topics) != 1 || len(g.Topics[0].Partitions) != 2 ||
 		g.Topics[0].Partitions[0].Offset != 7 || g.Topics[0].Partitions[1].Offset != 9 || *g.Topics[0].Partitions[1].Metadata != "meta" {
 		t.Errorf("OffsetFetch v8 of api-group: %+v", g)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reruns the tables of BENCHMARKS.md with `raftka bench`, on this machine.
 #
-#   bench/run.sh                      # the full run: 3 runs of 20 s each (~30 min)
+#   bench/run.sh                      # the full run: 3 runs of 20 s each (~35 min)
 #   RUNS=1 DURATION=5s bench/run.sh   # a quick check that everything works
 #
 # For every record size: the storage ceiling (synced Pebble batches), one

@@ -67,11 +67,17 @@ type node struct {
 	gossipPort int
 	extra      []string
 	cmd        *exec.Cmd
-	// exited is closed when the running process has been reaped; exitErr
-	// is its exit error, valid once exited is closed. Closing rather than
-	// sending lets waitHealthy and kill both see the exit.
-	exited  chan struct{}
-	exitErr error
+	// exit is the running process's exit, one per launch (a goroutine
+	// left over from an earlier launch writes only its own).
+	exit *exit
+}
+
+// exit is how one launched process ended. done is closed once it has been
+// reaped; err is its exit error, valid once done is closed. Closing rather
+// than sending lets waitHealthy and kill both see the exit.
+type exit struct {
+	done chan struct{}
+	err  error
 }
 
 // newNode returns a node on four fresh ports. Nodes meant to run together
@@ -111,7 +117,7 @@ func (n *node) kill() {
 	}
 	_ = n.cmd.Process.Signal(syscall.SIGKILL)
 	select {
-	case <-n.exited:
+	case <-n.exit.done:
 	case <-time.After(10 * time.Second):
 		n.t.Error("process did not die after SIGKILL")
 	}
@@ -124,9 +130,9 @@ func (n *node) stop(ctx context.Context) error {
 		return err
 	}
 	select {
-	case <-n.exited:
+	case <-n.exit.done:
 		n.cmd = nil
-		return n.exitErr
+		return n.exit.err
 	case <-ctx.Done():
 		return fmt.Errorf("no exit after SIGTERM: %w", ctx.Err())
 	}
@@ -149,10 +155,10 @@ func (n *node) launch() {
 	if err := n.cmd.Start(); err != nil {
 		n.t.Fatal(err)
 	}
-	exited := make(chan struct{})
-	n.exited = exited
+	e := &exit{done: make(chan struct{})}
+	n.exit = e
 	cmd := n.cmd
-	go func() { n.exitErr = cmd.Wait(); logf.Close(); close(exited) }()
+	go func() { e.err = cmd.Wait(); logf.Close(); close(e.done) }()
 	n.t.Cleanup(func() { n.kill() })
 }
 
@@ -170,8 +176,8 @@ func (n *node) waitHealthy(d time.Duration) {
 			}
 		}
 		select {
-		case <-n.exited:
-			n.t.Fatalf("raftka exited during startup: %v\n%s", n.exitErr, n.logTail(100))
+		case <-n.exit.done:
+			n.t.Fatalf("raftka exited during startup: %v\n%s", n.exit.err, n.logTail(100))
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {

@@ -600,9 +600,19 @@ func testGroupAPIs(t *testing.T, brokers []*Broker, adm *kadm.Client) {
 	os = kadm.Offsets{}
 	os.Add(kadm.Offset{Topic: "apis-doomed", Partition: 0, At: 3, LeaderEpoch: -1})
 	os.Add(kadm.Offset{Topic: "apis", Partition: 2, At: 4, LeaderEpoch: -1})
-	if r, err := adm.CommitOffsets(ctx, "doomed-group", os); err != nil || r.Error() != nil {
-		t.Fatalf("commit: %v %v", err, r.Error())
-	}
+	// The coordinator knows the new topic once it has applied the topic's
+	// metadata record, which may be after CreateTopics answered; until then
+	// it answers UNKNOWN_TOPIC_OR_PARTITION, as Kafka's does.
+	waitFor(t, 10*time.Second, "a commit to the new topic", func() bool {
+		r, err := adm.CommitOffsets(ctx, "doomed-group", os)
+		if err == nil && errors.Is(r.Error(), kerr.UnknownTopicOrPartition) {
+			return false
+		}
+		if err != nil || r.Error() != nil {
+			t.Fatalf("commit: %v %v", err, r.Error())
+		}
+		return true
+	})
 	if _, err := adm.DeleteTopics(ctx, "apis-doomed"); err != nil {
 		t.Fatal(err)
 	}
@@ -700,10 +710,20 @@ func TestGroupCoordinatorFailover(t *testing.T) {
 	adm2 := kadm.NewClient(newClient(t, survivors[0].Addr(), kgo.SeedBrokers(seeds(survivors)...)))
 	waitFor(t, 45*time.Second, "every record consumed after the failover", func() bool { return g.consumedCount() >= len(produced) })
 	var after kadm.OffsetResponses
+	var fetchErr error
+	defer func() {
+		if t.Failed() {
+			t.Logf("last OffsetFetch after the failover: %v, %d partitions: %+v", fetchErr, len(after), after)
+		}
+	}()
 	waitFor(t, 20*time.Second, "the new coordinator's committed offsets", func() bool {
-		var err error
-		after, err = adm2.FetchOffsets(ctx, group)
-		return err == nil && len(after) > 0
+		// Each attempt is bounded: the client retries a coordinator that
+		// does not answer internally, and one attempt must not use up the
+		// whole wait.
+		actx, acancel := context.WithTimeout(ctx, 5*time.Second)
+		defer acancel()
+		after, fetchErr = adm2.FetchOffsets(actx, group)
+		return fetchErr == nil && len(after) > 0
 	})
 	before.Each(func(o kadm.OffsetResponse) {
 		if a, ok := after.Lookup(o.Topic, o.Partition); !ok || a.At < o.At {

@@ -71,8 +71,9 @@ self-contained HTML page with charts.`,
 
   # The cost of 1,000 idle partitions on three brokers
   raftka bench partitions --in-process 3 --count 1000 --replicas 3`,
-		Args: noSubcommand,
-		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+		Args:             noSubcommand,
+		PersistentPreRun: func(*cobra.Command, []string) { e.tuneRuntime() },
+		RunE:             func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	pf := cmd.PersistentFlags()
 	pf.IntVar(&o.inProcess, "in-process", 0, fmt.Sprintf("start this many Raftka brokers (1 to %d) in this process instead of using --brokers", bench.MaxInProcessBrokers))

@@ -70,7 +70,8 @@ once.`,
 
   # Five brokers on other ports, nothing on disk
   raftka demo --nodes 5 --base-port 19092 --admin-base-port 0 --storage memory`,
-		Args: positional(cobra.NoArgs),
+		Args:             positional(cobra.NoArgs),
+		PersistentPreRun: func(*cobra.Command, []string) { e.tuneRuntime() },
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.validate(); err != nil {
 				return usageError(cmd, "%v", err)

@@ -25,7 +25,6 @@ const (
 )
 
 func main() {
-	tuneRuntime()
 	os.Exit(run(context.Background(), osEnv(), os.Args[1:]))
 }
 
@@ -40,6 +39,18 @@ type env struct {
 	// exit ends the process at once; start uses it when a second signal
 	// arrives during shutdown.
 	exit func(code int)
+	// tune tunes the Go runtime for brokers running in this process (see
+	// runtime.go); nil leaves it alone, as tests do.
+	tune func()
+}
+
+// tuneRuntime tunes the Go runtime for the commands that run brokers in
+// this process (start, demo, bench): the heap budget and the processors.
+// Client commands keep the Go runtime's defaults.
+func (e *env) tuneRuntime() {
+	if e.tune != nil {
+		e.tune()
+	}
 }
 
 func osEnv() *env {
@@ -53,6 +64,7 @@ func osEnv() *env {
 			return ch, func() { signal.Stop(ch) }
 		},
 		exit: os.Exit,
+		tune: tuneRuntime,
 	}
 }
 

@@ -1,29 +1,79 @@
 package main
 
 import (
+	"log/slog"
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
+	"time"
 )
 
 // runtimeTuning is how the process tunes the Go runtime for a broker.
 type runtimeTuning struct {
-	// GCPercent is passed to debug.SetGCPercent; 0 leaves it alone.
+	// GCPercent is passed to debug.SetGCPercent; 0 leaves it alone and
+	// gcOff turns proportional collection off.
 	GCPercent int
+	// MemoryLimit is passed to debug.SetMemoryLimit; 0 leaves it alone.
+	MemoryLimit int64
 	// MaxProcs is passed to runtime.GOMAXPROCS; 0 leaves it alone.
 	MaxProcs int
 }
 
-// defaultGCPercent lets the heap grow to five times the live data between
-// collections instead of twice. A broker's live heap is small (tens of
-// MB: caches live in Pebble's manually managed memory) while it allocates
-// hundreds of MB/s of short-lived request and entry buffers; collecting
-// less often means fewer assists stealing time from the produce path.
-// Measured with `raftka bench produce --in-process 1 --rate 148000` (1 KiB,
-// half the maximum rate) on 2 cores with GOMAXPROCS 8: p99 22–49 ms at the
-// default 100 (4 runs), 11–13 ms at 400 (3 runs); it also halves the page
-// faults of reusing freed memory, which on a VM cost a host round trip.
-const defaultGCPercent = 400
+// gcOff is debug.SetGCPercent's value for GOGC=off.
+const gcOff = -1
+
+// The broker's heap is collected by a budget, the way a JVM broker runs
+// with a fixed heap: proportional collection (GOGC) is off and the Go
+// runtime collects when the heap reaches a memory limit (GOMEMLIMIT), so
+// the heap stays mapped at the budget instead of following the live heap.
+//
+// Under GOGC, the heap goal is a multiple of the live heap. A broker's live
+// heap is small (tens of MB: Pebble's caches and memtables are outside it)
+// but swings with the produce backlog, and every swing down lets the
+// runtime's scavenger hand memory back to the host, which the next swing up
+// faults back in, one 4 KiB page at a time, inside the copies of the
+// produce path. On the 2-core benchmark machine that is how a 200 ms hiccup
+// became a multi-second write stall: a backlog raised the live heap from
+// about 80 to 290 MB, the heap goal followed to 1.4 GB, 40–90k page faults a
+// second slowed every copy (memmove of a produce request's batches went
+// from 0.1 to 1–4 ms), Pebble's flushes fell behind and writes stopped.
+// With the heap held at a budget, a backlog finds its memory already
+// mapped. Measured with `raftka bench produce --in-process 1 --rate 148000`
+// (1 KiB, half the maximum rate, interleaved runs; BENCHMARKS.md): at the
+// previous GOGC=400 all 11 runs stalled (whole-run p99 409–1,394 ms); with a
+// 1.5 GiB budget none of 11 did (p99 12.0–17.8 ms); with 2 GiB 1 of 13 did,
+// and the others' p99 was a little higher (12.9–36 ms). The maximum rate
+// did not change (274.6k records/s against 273.3k).
+const (
+	// heapBudgetShare is the share of the machine's memory (or of the
+	// process's cgroup limit) that the default budget takes.
+	heapBudgetShare = 8
+	// minHeapBudget and maxHeapBudget bound the default budget.
+	minHeapBudget int64 = 256 << 20
+	maxHeapBudget int64 = 1536 << 20
+	// guardHeapPerLive is the heap the guard allows per byte of live heap
+	// once the budget is too small for it: the live heap must not approach
+	// the limit, where the runtime would collect back to back. 4 is GOGC=300.
+	guardHeapPerLive = 4
+)
+
+// heapBudgetFor is the default heap budget on a machine (or cgroup) with
+// mem bytes of memory; 0 means unknown.
+func heapBudgetFor(mem int64) int64 {
+	if mem <= 0 {
+		return 1 << 30
+	}
+	return min(max(mem/heapBudgetShare, minHeapBudget), maxHeapBudget)
+}
+
+// guardLimit is the memory limit for a live heap of live bytes under a
+// limit of limit: limit itself unless the live heap has grown past a
+// guardHeapPerLive-th of it. The limit only grows; a heap that was needed
+// once stays mapped, as a JVM's does.
+func guardLimit(limit, live int64) int64 {
+	return max(limit, live*guardHeapPerLive)
+}
 
 // spareProcsBelow is the number of processors below which the broker runs
 // with one more GOMAXPROCS than the machine has cores. Go polls the network
@@ -46,12 +96,15 @@ const defaultGCPercent = 400
 const spareProcsBelow = 8
 
 // tuningFor returns the tuning for a process whose environment is getenv on
-// a machine where the runtime chose procs processors. A setting the user
-// made in the environment (GOGC, GOMAXPROCS) is left alone.
-func tuningFor(getenv func(string) string, procs int) runtimeTuning {
+// a machine where the runtime chose procs processors and which has mem bytes
+// of memory (0 if unknown). A setting the user made in the environment is
+// left alone: GOGC or GOMEMLIMIT hands collection to the Go runtime's own
+// reading of them, GOMAXPROCS the processors.
+func tuningFor(getenv func(string) string, procs int, mem int64) runtimeTuning {
 	var t runtimeTuning
-	if getenv("GOGC") == "" {
-		t.GCPercent = defaultGCPercent
+	if getenv("GOGC") == "" && getenv("GOMEMLIMIT") == "" {
+		t.GCPercent = gcOff
+		t.MemoryLimit = heapBudgetFor(mem)
 	}
 	if getenv("GOMAXPROCS") == "" && procs < spareProcsBelow {
 		t.MaxProcs = procs + 1
@@ -59,15 +112,42 @@ func tuningFor(getenv func(string) string, procs int) runtimeTuning {
 	return t
 }
 
-// apply sets t on the running process.
+// apply sets t on the running process. With a heap budget it also starts
+// the guard that raises the budget when the live heap outgrows it.
 func (t runtimeTuning) apply() {
+	if t.MemoryLimit != 0 {
+		debug.SetMemoryLimit(t.MemoryLimit)
+	}
 	if t.GCPercent != 0 {
 		debug.SetGCPercent(t.GCPercent)
 	}
 	if t.MaxProcs != 0 {
 		runtime.GOMAXPROCS(t.MaxProcs)
 	}
+	if t.GCPercent == gcOff && t.MemoryLimit != 0 {
+		go guardHeap(time.Second)
+	}
+}
+
+// guardHeap raises the memory limit every period as the live heap grows
+// (see guardLimit). It runs for the life of the process.
+func guardHeap(period time.Duration) {
+	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	for range time.Tick(period) {
+		metrics.Read(sample)
+		if sample[0].Value.Kind() != metrics.KindUint64 {
+			return
+		}
+		live := int64(sample[0].Value.Uint64())
+		limit := debug.SetMemoryLimit(-1)
+		if next := guardLimit(limit, live); next != limit {
+			debug.SetMemoryLimit(next)
+			slog.Info("raised the Go heap budget", "live_bytes", live, "from_bytes", limit, "to_bytes", next)
+		}
+	}
 }
 
 // tuneRuntime applies the broker's runtime tuning to this process.
-func tuneRuntime() { tuningFor(os.Getenv, runtime.GOMAXPROCS(0)).apply() }
+func tuneRuntime() {
+	tuningFor(os.Getenv, runtime.GOMAXPROCS(0), memoryOfProcess()).apply()
+}

@@ -1,28 +1,88 @@
 package main
 
-import "testing"
+import (
+	"errors"
+	"testing"
+)
 
 func TestTuningForLeavesUserSettingsAlone(t *testing.T) {
 	env := func(kv map[string]string) func(string) string {
 		return func(k string) string { return kv[k] }
 	}
+	const gib = int64(1) << 30
+	budget := runtimeTuning{GCPercent: gcOff, MemoryLimit: 1536 << 20}
+	withProcs := func(t runtimeTuning, procs int) runtimeTuning { t.MaxProcs = procs; return t }
 	cases := []struct {
 		name  string
 		env   map[string]string
 		procs int
 		want  runtimeTuning
 	}{
-		{"defaults on 2 cores", nil, 2, runtimeTuning{GCPercent: defaultGCPercent, MaxProcs: 3}},
-		{"defaults on 7 cores", nil, 7, runtimeTuning{GCPercent: defaultGCPercent, MaxProcs: 8}},
-		{"8 cores keep their processors", nil, 8, runtimeTuning{GCPercent: defaultGCPercent}},
-		{"many cores keep their processors", nil, 32, runtimeTuning{GCPercent: defaultGCPercent}},
+		{"defaults on 2 cores", nil, 2, withProcs(budget, 3)},
+		{"defaults on 7 cores", nil, 7, withProcs(budget, 8)},
+		{"8 cores keep their processors", nil, 8, budget},
+		{"many cores keep their processors", nil, 32, budget},
 		{"GOGC set", map[string]string{"GOGC": "100"}, 2, runtimeTuning{MaxProcs: 3}},
-		{"GOMAXPROCS set", map[string]string{"GOMAXPROCS": "2"}, 2, runtimeTuning{GCPercent: defaultGCPercent}},
-		{"both set", map[string]string{"GOGC": "off", "GOMAXPROCS": "3"}, 3, runtimeTuning{}},
+		{"GOMEMLIMIT set", map[string]string{"GOMEMLIMIT": "1GiB"}, 2, runtimeTuning{MaxProcs: 3}},
+		{"GOMAXPROCS set", map[string]string{"GOMAXPROCS": "2"}, 2, budget},
+		{"all set", map[string]string{"GOGC": "off", "GOMEMLIMIT": "1GiB", "GOMAXPROCS": "3"}, 3, runtimeTuning{}},
 	}
 	for _, c := range cases {
-		if got := tuningFor(env(c.env), c.procs); got != c.want {
+		if got := tuningFor(env(c.env), c.procs, 24*gib); got != c.want {
 			t.Errorf("%s: got %+v, want %+v", c.name, got, c.want)
 		}
+	}
+}
+
+func TestHeapBudgetFor(t *testing.T) {
+	const mib = int64(1) << 20
+	cases := []struct{ mem, want int64 }{
+		{0, 1024 * mib},            // unknown
+		{1024 * mib, 256 * mib},    // a small container: the floor
+		{8192 * mib, 1024 * mib},   // an eighth
+		{24576 * mib, 1536 * mib},  // the benchmark machine: the cap
+		{262144 * mib, 1536 * mib}, // a large machine: the cap
+	}
+	for _, c := range cases {
+		if got := heapBudgetFor(c.mem); got != c.want {
+			t.Errorf("heapBudgetFor(%d MiB) = %d MiB, want %d MiB", c.mem/mib, got/mib, c.want/mib)
+		}
+	}
+}
+
+func TestGuardLimitOnlyGrows(t *testing.T) {
+	const mib = int64(1) << 20
+	if got := guardLimit(2048*mib, 100*mib); got != 2048*mib {
+		t.Errorf("a small live heap changed the limit: %d MiB", got/mib)
+	}
+	if got := guardLimit(2048*mib, 1024*mib); got != 4096*mib {
+		t.Errorf("a live heap of 1 GiB under 2 GiB: limit %d MiB, want 4096", got/mib)
+	}
+	if got := guardLimit(4096*mib, 10*mib); got != 4096*mib {
+		t.Errorf("the limit shrank to %d MiB", got/mib)
+	}
+}
+
+func TestCgroupMemoryLimit(t *testing.T) {
+	files := map[string]string{
+		"/proc/self/cgroup": "0::/system.slice/raftka.service\n",
+		"/sys/fs/cgroup/system.slice/raftka.service/memory.max": "1073741824\n",
+	}
+	read := func(name string) ([]byte, error) {
+		if s, ok := files[name]; ok {
+			return []byte(s), nil
+		}
+		return nil, errors.New("no such file")
+	}
+	if got, ok := cgroupMemoryLimit(read); !ok || got != 1<<30 {
+		t.Errorf("cgroupMemoryLimit = %d, %v; want 1 GiB", got, ok)
+	}
+	files["/sys/fs/cgroup/system.slice/raftka.service/memory.max"] = "max\n"
+	if _, ok := cgroupMemoryLimit(read); ok {
+		t.Error(`memory.max "max" read as a limit`)
+	}
+	files["/proc/self/cgroup"] = "12:memory:/docker/abc\n" // cgroup v1 only
+	if _, ok := cgroupMemoryLimit(read); ok {
+		t.Error("a cgroup v1 line read as a v2 limit")
 	}
 }

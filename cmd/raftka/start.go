@@ -95,8 +95,9 @@ An unknown key is an error.`,
 
   # Settings from a file; the flag wins over the file's node-id
   raftka start --config raftka.yaml --node-id 2`,
-		Args: positional(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, _ []string) error { return s.run(cmd.Context()) },
+		Args:             positional(cobra.NoArgs),
+		PersistentPreRun: func(*cobra.Command, []string) { e.tuneRuntime() },
+		RunE:             func(cmd *cobra.Command, _ []string) error { return s.run(cmd.Context()) },
 	}
 	f := s.cmd.Flags()
 	c := &s.flags

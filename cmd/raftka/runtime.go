@@ -40,11 +40,12 @@ const gcOff = -1
 // from 0.1 to 1–4 ms), Pebble's flushes fell behind and writes stopped.
 // With the heap held at a budget, a backlog finds its memory already
 // mapped. Measured with `raftka bench produce --in-process 1 --rate 148000`
-// (1 KiB, half the maximum rate, interleaved runs; BENCHMARKS.md): at the
-// previous GOGC=400 all 11 runs stalled (whole-run p99 409–1,394 ms); with a
-// 1.5 GiB budget none of 11 did (p99 12.0–17.8 ms); with 2 GiB 1 of 13 did,
-// and the others' p99 was a little higher (12.9–36 ms). The maximum rate
-// did not change (274.6k records/s against 273.3k).
+// (1 KiB, half the maximum rate; BENCHMARKS.md): at the previous GOGC=400,
+// 17 of 21 runs stalled (whole-run p99 409–1,394 ms; the other four 7.4,
+// 8.3, 9.3 and 15.0); with a 1.5 GiB budget none of 11 did (p99 12.0–17.8
+// ms); with 2 GiB 1 of 13 did, and the others' p99 was a little higher
+// (12.9–36 ms). The maximum rate did not change (274.6k records/s against
+// 273.3k).
 const (
 	// heapBudgetShare is the share of the machine's memory (or of the
 	// process's cgroup limit) that the default budget takes.

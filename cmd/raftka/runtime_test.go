@@ -1,8 +1,11 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"strings"
 	"testing"
+	"time"
 )
 
 func TestTuningForLeavesUserSettingsAlone(t *testing.T) {
@@ -84,5 +87,35 @@ func TestCgroupMemoryLimit(t *testing.T) {
 	files["/proc/self/cgroup"] = "12:memory:/docker/abc\n" // cgroup v1 only
 	if _, ok := cgroupMemoryLimit(read); ok {
 		t.Error("a cgroup v1 line read as a v2 limit")
+	}
+}
+
+// TestOnlyBrokerCommandsTuneTheRuntime runs commands that fail fast on bad
+// input (after flag parsing) and counts the tunings they asked for: the
+// commands that run brokers in this process tune it, client commands leave
+// Go's defaults.
+func TestOnlyBrokerCommandsTuneTheRuntime(t *testing.T) {
+	cases := []struct {
+		args []string
+		want int
+	}{
+		{[]string{"bench", "produce", "--in-process", "99"}, 1},
+		{[]string{"bench", "storage", "--record-size", "0"}, 1},
+		{[]string{"demo", "--nodes", "0"}, 1},
+		{[]string{"start", "--node-id", "0"}, 1},
+		{[]string{"topic", "create"}, 0},
+		{[]string{"version"}, 0},
+		{[]string{"bench", "--help"}, 0},
+	}
+	for _, c := range cases {
+		te := newTestEnv("")
+		tuned := 0
+		te.env.tune = func() { tuned++ }
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		run(ctx, &te.env, c.args)
+		cancel()
+		if tuned != c.want {
+			t.Errorf("raftka %s tuned the runtime %d times, want %d\nstderr:\n%s", strings.Join(c.args, " "), tuned, c.want, te.stderrBuf.String())
+		}
 	}
 }

@@ -41,11 +41,11 @@ const gcOff = -1
 // With the heap held at a budget, a backlog finds its memory already
 // mapped. Measured with `raftka bench produce --in-process 1 --rate 148000`
 // (1 KiB, half the maximum rate; BENCHMARKS.md): at the previous GOGC=400,
-// 17 of 21 runs stalled (whole-run p99 409–1,394 ms; the other four 7.4,
-// 8.3, 9.3 and 15.0); with a 1.5 GiB budget none of 11 did (p99 12.0–17.8
-// ms); with 2 GiB 1 of 13 did, and the others' p99 was a little higher
-// (12.9–36 ms). The maximum rate did not change (274.6k records/s against
-// 273.3k).
+// 19 of 24 runs stalled (whole-run p99 409–1,394 ms; the other five
+// 7.4–22.5); with a 1.5 GiB budget 1 of 14 did, for one second (p99 27.0
+// ms; the others 12.0–17.8); with 2 GiB 1 of 13 did, and the others' p99
+// was a little higher (12.9–36 ms). The maximum rate did not change (274.6k
+// records/s against 273.3k).
 const (
 	// heapBudgetShare is the share of the machine's memory (or of the
 	// process's cgroup limit) that the default budget takes.

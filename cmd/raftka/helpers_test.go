@@ -43,7 +43,12 @@ type result struct {
 // fails the test if it does not finish within 20 seconds.
 func runCLI(t testing.TB, stdin string, args ...string) result {
 	t.Helper()
-	te := newTestEnv(stdin)
+	return runCLIIn(t, newTestEnv(stdin), args...)
+}
+
+// runCLIIn is runCLI in an environment the test prepared.
+func runCLIIn(t testing.TB, te *testEnv, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	began := time.Now()

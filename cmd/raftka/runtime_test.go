@@ -1,11 +1,9 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"strings"
 	"testing"
-	"time"
 )
 
 func TestTuningForLeavesUserSettingsAlone(t *testing.T) {
@@ -111,11 +109,9 @@ func TestOnlyBrokerCommandsTuneTheRuntime(t *testing.T) {
 		te := newTestEnv("")
 		tuned := 0
 		te.env.tune = func() { tuned++ }
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		run(ctx, &te.env, c.args)
-		cancel()
+		r := runCLIIn(t, te, c.args...)
 		if tuned != c.want {
-			t.Errorf("raftka %s tuned the runtime %d times, want %d\nstderr:\n%s", strings.Join(c.args, " "), tuned, c.want, te.stderrBuf.String())
+			t.Errorf("raftka %s tuned the runtime %d times, want %d\nstderr:\n%s", strings.Join(c.args, " "), tuned, c.want, r.stderr)
 		}
 	}
 }

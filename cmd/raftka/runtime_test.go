@@ -11,7 +11,7 @@ func TestTuningForLeavesUserSettingsAlone(t *testing.T) {
 		return func(k string) string { return kv[k] }
 	}
 	const gib = int64(1) << 30
-	budget := runtimeTuning{GCPercent: gcOff, MemoryLimit: 1536 << 20}
+	budget := runtimeTuning{HeapBudget: 1536 << 20}
 	withProcs := func(t runtimeTuning, procs int) runtimeTuning { t.MaxProcs = procs; return t }
 	cases := []struct {
 		name  string
@@ -48,19 +48,6 @@ func TestHeapBudgetFor(t *testing.T) {
 		if got := heapBudgetFor(c.mem); got != c.want {
 			t.Errorf("heapBudgetFor(%d MiB) = %d MiB, want %d MiB", c.mem/mib, got/mib, c.want/mib)
 		}
-	}
-}
-
-func TestGuardLimitOnlyGrows(t *testing.T) {
-	const mib = int64(1) << 20
-	if got := guardLimit(2048*mib, 100*mib); got != 2048*mib {
-		t.Errorf("a small live heap changed the limit: %d MiB", got/mib)
-	}
-	if got := guardLimit(2048*mib, 1024*mib); got != 4096*mib {
-		t.Errorf("a live heap of 1 GiB under 2 GiB: limit %d MiB, want 4096", got/mib)
-	}
-	if got := guardLimit(4096*mib, 10*mib); got != 4096*mib {
-		t.Errorf("the limit shrank to %d MiB", got/mib)
 	}
 }
 

@@ -1,0 +1,157 @@
+package heapbudget
+
+import (
+	"bytes"
+	"log/slog"
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// These tests change the GOGC of their own test binary: they run one at a
+// time, and each restores GOGC when it ends.
+
+const mib = int64(1) << 20
+
+func TestPercentFor(t *testing.T) {
+	cases := []struct {
+		name               string
+		budget, live, scan int64
+		want               int
+	}{
+		{"small live heap", 1536 * mib, 100 * mib, 100 * mib, 1436},
+		{"stacks and globals count as scanned", 1536 * mib, 100 * mib, 200 * mib, 718},
+		{"before the first collection", 1536 * mib, 0, 0, 38300},
+		{"live heap at a quarter of the budget", 1024 * mib, 256 * mib, 256 * mib, 300},
+		{"live heap past a quarter of the budget", 1024 * mib, 512 * mib, 512 * mib, 300},
+	}
+	for _, c := range cases {
+		if got := PercentFor(c.budget, c.live, c.scan); got != c.want {
+			t.Errorf("%s: PercentFor(%d MiB, %d MiB, %d MiB) = %d, want %d",
+				c.name, c.budget/mib, c.live/mib, c.scan/mib, got, c.want)
+		}
+	}
+}
+
+// readUint64 reads one uint64 runtime metric.
+func readUint64(t *testing.T, name string) int64 {
+	t.Helper()
+	s := []metrics.Sample{{Name: name}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		t.Fatalf("metric %s is not a uint64", name)
+	}
+	return int64(s[0].Value.Uint64())
+}
+
+// sink keeps allocations from being optimized away.
+var sink []byte
+
+// churn allocates garbage until n more collections have completed, with
+// live bytes kept reachable meanwhile, and returns the heap goal then.
+func churn(t *testing.T, live int64, n int64) int64 {
+	t.Helper()
+	keep := make([][]byte, 0, live/mib)
+	for range live / mib {
+		keep = append(keep, make([]byte, mib))
+	}
+	target := readUint64(t, "/gc/cycles/total:gc-cycles") + n
+	deadline := time.Now().Add(30 * time.Second)
+	for readUint64(t, "/gc/cycles/total:gc-cycles") < target {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d collections did not happen in 30 s", n)
+		}
+		for range 64 {
+			sink = make([]byte, 64<<10)
+		}
+	}
+	// Let the cleanup of the last collection run: it retunes on the
+	// cleanup goroutine, after the collection.
+	time.Sleep(0)
+	runtime.KeepAlive(keep)
+	return readUint64(t, "/gc/heap/goal:bytes")
+}
+
+// waitGoal churns until the heap goal is within 10% of want.
+func waitGoal(t *testing.T, live, want int64) {
+	t.Helper()
+	var goal int64
+	for range 20 {
+		goal = churn(t, live, 1)
+		if goal >= want*9/10 && goal <= want*11/10 {
+			return
+		}
+	}
+	t.Fatalf("heap goal %d MiB with %d MiB live, want about %d MiB", goal/mib, live/mib, want/mib)
+}
+
+// lockedBuffer is a bytes.Buffer safe for the cleanup goroutine's logging.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) Reset() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.b.Reset()
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+func TestBudgetHoldsTheHeapGoal(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	var logs lockedBuffer
+	const budget = 256 * mib
+	b := Start(budget, slog.New(slog.NewTextHandler(&logs, nil)))
+	defer b.Stop()
+
+	// A small live heap: the goal is the budget, not a multiple of it.
+	// (Whether a collection logs crossing the budget here depends on how
+	// much garbage was allocated while it marked, which counts as live.)
+	waitGoal(t, 4*mib, budget)
+	waitGoal(t, 12*mib, budget)
+
+	// A live heap past a quarter of the budget gets four times itself. The
+	// goal was just the budget, so the crossing is logged from here on.
+	logs.Reset()
+	waitGoal(t, 100*mib, LivePerGoal*100*mib)
+	if !strings.Contains(logs.String(), "needs more than the Go heap budget") {
+		t.Errorf("outgrowing the budget was not logged:\n%s", logs.String())
+	}
+	// And back.
+	logs.Reset()
+	waitGoal(t, 4*mib, budget)
+	if !strings.Contains(logs.String(), "back within its budget") {
+		t.Errorf("the return within the budget was not logged:\n%s", logs.String())
+	}
+}
+
+func TestBudgetStop(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	b := Start(64*mib, slog.New(slog.DiscardHandler))
+	if p := b.Percent(); p <= 100 {
+		t.Fatalf("GOGC %d right after Start, want the budget's (well above 100)", p)
+	}
+	b.Stop()
+	churn(t, 4*mib, 2) // the chain ends at the first collection after Stop
+	debug.SetGCPercent(100)
+	churn(t, 4*mib, 3)
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("GOGC is %d after Stop, want the 100 set after it", got)
+	}
+}

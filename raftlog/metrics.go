@@ -9,6 +9,7 @@ type Metrics struct {
 	quiesced      prometheus.Gauge
 	passes        prometheus.Counter
 	syncs         prometheus.Counter
+	splitWrites   prometheus.Counter
 	passReadies   prometheus.Histogram
 	appendLatency prometheus.Histogram
 }
@@ -27,6 +28,10 @@ func newMetrics() *Metrics {
 		syncs: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "raftka_raft_log_syncs_total", Help: "Synced log writes (one per pass with durable work).",
 		}),
+		splitWrites: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "raftka_raft_log_split_writes_total",
+			Help: "Passes whose log write was too large for one storage batch and went out as several commits.",
+		}),
 		passReadies: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "raftka_raft_pass_groups", Help: "Groups with a Ready per scheduler pass (group commit width).",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 12),
@@ -40,5 +45,5 @@ func newMetrics() *Metrics {
 
 // Collectors returns every collector, for registration.
 func (m *Metrics) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.groups, m.passes, m.syncs, m.passReadies, m.appendLatency, m.quiesced}
+	return []prometheus.Collector{m.groups, m.passes, m.syncs, m.splitWrites, m.passReadies, m.appendLatency, m.quiesced}
 }

@@ -129,6 +129,10 @@ type Scheduler struct {
 	// cacheBudget bounds the entries the groups' caches keep after
 	// applying them.
 	cacheBudget cacheBudget
+	// maxBatchBytes is the size above which a pass writes its log entries
+	// in several commits, only the last one synced (see
+	// storage.BatchSizer); 0 means one commit, whatever its size.
+	maxBatchBytes int
 
 	stop    context.CancelFunc
 	stopped chan struct{}
@@ -150,6 +154,9 @@ func NewScheduler(cfg Config, eng storage.Engine, transport Transport) (*Schedul
 	}
 	s.mu.groups = make(map[uint64]*Group)
 	s.cacheBudget.max = DefaultEntryCacheBytes
+	if bs, ok := eng.(storage.BatchSizer); ok {
+		s.maxBatchBytes = bs.MaxBatchBytes()
+	}
 	s.mu.lastHeard = make(map[uint64]time.Time)
 	return s, nil
 }
@@ -564,6 +571,8 @@ type groupReady struct {
 	// applyFirst is set when rd's committed entries are applied before
 	// the pass's log write (see Group.canApplyBeforePersistLocked).
 	applyFirst bool
+	// size estimates the bytes rd adds to the log batch.
+	size int
 }
 
 // sendEarly sends a leader's appends and heartbeats before its log write
@@ -605,18 +614,40 @@ func (s *Scheduler) runPass(groups []*Group, ps *passState) error {
 		}
 		g.mu.Unlock()
 		if ok {
-			ps.readies = append(ps.readies, groupReady{g: g, rd: rd, early: early, applyFirst: applyFirst})
-			size += readyWriteSize(&rd)
+			n := readyWriteSize(&rd)
+			ps.readies = append(ps.readies, groupReady{g: g, rd: rd, early: early, applyFirst: applyFirst, size: n})
+			size += n
 		}
 	}
 	if len(ps.readies) == 0 {
 		return nil
 	}
-	b := s.eng.NewBatchWithSize(size)
-	defer b.Close()
+	// The log write is one commit, or, when it is larger than the engine
+	// takes well (storage.BatchSizer), several: a part is committed unsynced
+	// as soon as the next group would overflow it, and the last part's sync
+	// makes them all durable. A group's writes never straddle two parts, so
+	// a crash between them leaves every group's log as it was before the
+	// pass or as it is after it.
+	limit := s.maxBatchBytes
+	if limit <= 0 {
+		limit = size
+	}
+	b := s.eng.NewBatchWithSize(min(size, limit))
+	defer func() { b.Close() }()
+	left := size
+	parts := 0
 	mustSync := false
 	for i := range ps.readies {
 		r := &ps.readies[i]
+		if !b.Empty() && b.Len()+r.size > limit {
+			if err := b.Commit(false); err != nil {
+				return fmt.Errorf("raftlog: log write: %w", err)
+			}
+			b.Close()
+			parts++
+			b = s.eng.NewBatchWithSize(min(left, limit))
+		}
+		left -= r.size
 		r.g.mu.Lock()
 		err := r.g.persistLocked(b, &r.rd)
 		r.g.mu.Unlock()
@@ -633,13 +664,16 @@ func (s *Scheduler) runPass(groups []*Group, ps *passState) error {
 	if err := s.applyReadies(ps, true); err != nil {
 		return err
 	}
-	if !b.Empty() {
+	if !b.Empty() || (parts > 0 && mustSync) {
 		if err := b.Commit(mustSync); err != nil {
 			return fmt.Errorf("raftlog: log write: %w", err)
 		}
 		if mustSync {
 			s.metrics.syncs.Inc()
 		}
+	}
+	if parts > 0 {
+		s.metrics.splitWrites.Inc()
 	}
 	s.metrics.appendLatency.Observe(time.Since(start).Seconds())
 

@@ -54,6 +54,15 @@ type Engine interface {
 	Close() error
 }
 
+// BatchSizer is implemented by an Engine whose batches should stay under a
+// size: a caller that can split its writes (at points where a crash between
+// the parts is harmless) commits parts of at most MaxBatchBytes.
+type BatchSizer interface {
+	// MaxBatchBytes returns the largest batch, in bytes, that the engine
+	// commits without a cost out of proportion to its size.
+	MaxBatchBytes() int
+}
+
 // Batch collects writes that commit atomically. Operations apply in the
 // order they were added: a Set after a DeleteRange covering its key survives.
 // Key and value slices are copied; the caller may reuse them after the call.

@@ -112,6 +112,17 @@ func (p *Pebble) NewBatchWithSize(size int) Batch {
 // still frees buffers nobody reuses.
 const maxRetainedBatchBytes = 64 << 20
 
+// MaxBatchBytes implements BatchSizer. Pebble applies a batch of half a
+// memtable or more as a memtable of its own: it rotates the memtable and the
+// WAL, queues the batch for a flush of its own and writes it out as more,
+// smaller files. Under a produce backlog the scheduler's log batches grew to
+// that size, and every commit took that path: the flush queue filled with
+// small flushes, writes stalled, and the backlog that made the batches large
+// grew further. A quarter of a memtable keeps a commit well clear of it.
+func (p *Pebble) MaxBatchBytes() int { return int(p.opts.MemTableSize / 4) }
+
+var _ BatchSizer = (*Pebble)(nil)
+
 // NewIter implements Engine.
 func (p *Pebble) NewIter(lower, upper []byte) (Iterator, error) {
 	p.mu.RLock()

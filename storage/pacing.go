@@ -20,8 +20,9 @@ import (
 // to the same writes paced at 150 MB/s.
 //
 // The pacer spreads flush and compaction writes out instead: they spend
-// tokens, which accrue at factor times the bytes written to the WAL plus a
-// floor rate. The WAL is the ingest rate, so a flush keeps up with it with
+// tokens, which accrue at factor times the bytes written to the WAL, or at a
+// floor rate (the WAL's recent average, at least 64 MiB/s) when that is
+// more. The WAL is the ingest rate, so a flush keeps up with it with
 // room to spare (a memtable's worth of WAL buys factor memtables of flush)
 // while writing in small steps between the commits it used to block. A
 // write stall lifts the pacing until it ends: pacing must never be why
@@ -48,8 +49,11 @@ type writePacer struct {
 		// negative after a write larger than what was saved (a debt the
 		// next writes wait off). Invariant: tokens <= burst.
 		tokens float64
-		// last is when the floor rate last added tokens.
+		// last is when the tokens were last refilled.
 		last time.Time
+		// walRate is the WAL's recent rate in bytes per second, averaged
+		// over about pacerRateWindow.
+		walRate float64
 	}
 }
 
@@ -66,6 +70,10 @@ const (
 	// pacerBurst bounds one unpaced burst to about a millisecond of this
 	// disk's bandwidth.
 	pacerBurst = 1 << 20
+	// pacerRateWindow is the time over which the WAL's rate is averaged
+	// for the pacer's floor: long enough to bridge a dip in commits, short
+	// enough to follow the load.
+	pacerRateWindow = time.Second
 	// pacerMaxSleep bounds one wait, so that WAL writes arriving meanwhile
 	// are noticed soon.
 	pacerMaxSleep = 2 * time.Millisecond
@@ -78,14 +86,30 @@ func newWritePacer(factor float64) *writePacer {
 	return p
 }
 
-// refillLocked adds the tokens of the WAL bytes written and of the floor
-// rate since the last refill.
+// refillLocked adds the tokens of the WAL bytes written since the last
+// refill, or of the time passed at the floor rate if that is more. The
+// floor is the larger of minRate and the WAL's recent rate: a flush writes
+// out what the WAL already took, so when commits slow down (the CPU is busy
+// with the flush itself, or with a compaction) it must not slow down with
+// them. Before it had that floor, a dip in commits slowed the flush that was
+// draining the memtables, the memtables queued up, Pebble stopped writes,
+// and the dip became a stall of seconds while the disk sat idle.
 func (p *writePacer) refillLocked(now time.Time) {
-	add := p.factor * float64(p.walBytes.Swap(0))
-	if d := now.Sub(p.mu.last); d > 0 {
-		add += d.Seconds() * p.minRate
-		p.mu.last = now
+	wal := float64(p.walBytes.Swap(0))
+	d := now.Sub(p.mu.last).Seconds()
+	if d < 0 {
+		d = 0
 	}
+	p.mu.last = now
+	// An exponentially weighted moving average of the WAL's rate, over
+	// irregular steps: each byte adds 1/τ to the rate, which decays by d/τ.
+	if d >= pacerRateWindow.Seconds() {
+		p.mu.walRate = wal / d
+	} else {
+		w := pacerRateWindow.Seconds()
+		p.mu.walRate += wal/w - p.mu.walRate*d/w
+	}
+	add := max(p.factor*wal, max(p.minRate, p.mu.walRate)*d)
 	p.mu.tokens = min(p.burst, p.mu.tokens+add)
 }
 

@@ -209,3 +209,36 @@ func TestPebbleLogsFlushesAtDebugLevel(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+func TestPacerKeepsFlushingThroughADipInTheWAL(t *testing.T) {
+	p, c := newTestPacer(2)
+	// One second of WAL at about 300 MB/s, in 10 ms steps.
+	for range 100 {
+		p.walWritten(3 << 20)
+		c.sleep(10 * time.Millisecond)
+		p.mu.Lock()
+		p.refillLocked(c.now())
+		p.mu.Unlock()
+	}
+	// Then the commits stop. The memtables the WAL filled must still be
+	// flushed at about the rate they came in, not at the 64 MiB/s floor.
+	before := c.slept
+	const flush = 32 << 20
+	for range flush / (256 << 10) {
+		p.wait(256 << 10)
+	}
+	took := c.slept - before
+	atFloor := time.Duration(float64(flush) / pacerMinRate * float64(time.Second))
+	if took > atFloor/2 {
+		t.Fatalf("32 MiB of flush after the WAL stopped took %v of pacing; want well under the floor rate's %v", took, atFloor)
+	}
+	// Without WAL the rate decays back to the floor.
+	c.sleep(10 * time.Second)
+	p.mu.Lock()
+	p.refillLocked(c.now())
+	rate := p.mu.walRate
+	p.mu.Unlock()
+	if rate > 1<<20 {
+		t.Fatalf("WAL rate %.0f B/s 10 s after the WAL stopped; want it decayed", rate)
+	}
+}

@@ -19,9 +19,11 @@
 // A Budget instead sets GOGC after every collection so that the next goal is
 // the budget: the heap cycles through the same mapped memory, the goal does
 // not move, and the scavenger (which retains about 10% above the last goal)
-// has nothing to return. When the live heap outgrows a quarter of the budget,
-// the goal becomes four times the live heap (GOGC 300), so a large live heap
-// is never collected back to back.
+// has nothing to return. When the live heap outgrows half the budget, the
+// goal becomes twice the live heap (GOGC 100, Go's default), so a large live
+// heap is neither collected back to back nor allowed a multiple of itself: a
+// process that keeps everything it is sent, such as `raftka bench --kfake`
+// with franz-go's in-memory broker, was killed for memory at four times.
 //
 // A Budget learns of each collection from a cleanup attached to a sentinel
 // object that only the collector can reclaim: the cleanup runs once per
@@ -40,9 +42,9 @@ import (
 
 const (
 	// LivePerGoal is the smallest heap goal allowed per byte of live heap:
-	// the goal is at least this many times the live heap (GOGC 300), so a
+	// the goal is at least this many times the live heap (GOGC 100), so a
 	// live heap close to the budget is not collected back to back.
-	LivePerGoal = 4
+	LivePerGoal = 2
 	// minLive is the live heap assumed when the runtime reports less, such
 	// as before the first collection: the runtime's own minimum heap.
 	minLive = 4 << 20

@@ -27,7 +27,8 @@ func TestPercentFor(t *testing.T) {
 		{"stacks and globals count as scanned", 1536 * mib, 100 * mib, 200 * mib, 718},
 		{"before the first collection", 1536 * mib, 0, 0, 38300},
 		{"live heap at a quarter of the budget", 1024 * mib, 256 * mib, 256 * mib, 300},
-		{"live heap past a quarter of the budget", 1024 * mib, 512 * mib, 512 * mib, 300},
+		{"live heap at half the budget", 1024 * mib, 512 * mib, 512 * mib, 100},
+		{"live heap past half the budget", 1024 * mib, 768 * mib, 768 * mib, 100},
 	}
 	for _, c := range cases {
 		if got := PercentFor(c.budget, c.live, c.scan); got != c.want {
@@ -126,10 +127,10 @@ func TestBudgetHoldsTheHeapGoal(t *testing.T) {
 	waitGoal(t, 4*mib, budget)
 	waitGoal(t, 12*mib, budget)
 
-	// A live heap past a quarter of the budget gets four times itself. The
+	// A live heap past half the budget gets twice itself. The
 	// goal was just the budget, so the crossing is logged from here on.
 	logs.Reset()
-	waitGoal(t, 100*mib, LivePerGoal*100*mib)
+	waitGoal(t, 200*mib, LivePerGoal*200*mib)
 	if !strings.Contains(logs.String(), "needs more than the Go heap budget") {
 		t.Errorf("outgrowing the budget was not logged:\n%s", logs.String())
 	}

@@ -52,14 +52,19 @@ func readUint64(t *testing.T, name string) int64 {
 // sink keeps allocations from being optimized away.
 var sink []byte
 
-// churn allocates garbage until n more collections have completed, with
-// live bytes kept reachable meanwhile, and returns the heap goal then.
-func churn(t *testing.T, live int64, n int64) int64 {
-	t.Helper()
-	keep := make([][]byte, 0, live/mib)
-	for range live / mib {
+// liveBytes allocates n bytes for the caller to keep reachable.
+func liveBytes(n int64) [][]byte {
+	keep := make([][]byte, 0, n/mib)
+	for range n / mib {
 		keep = append(keep, make([]byte, mib))
 	}
+	return keep
+}
+
+// churn allocates garbage until n more collections have completed and
+// returns the heap goal then. The caller keeps its live bytes reachable.
+func churn(t *testing.T, n int64) int64 {
+	t.Helper()
 	target := readUint64(t, "/gc/cycles/total:gc-cycles") + n
 	deadline := time.Now().Add(30 * time.Second)
 	for readUint64(t, "/gc/cycles/total:gc-cycles") < target {
@@ -70,20 +75,18 @@ func churn(t *testing.T, live int64, n int64) int64 {
 			sink = make([]byte, 64<<10)
 		}
 	}
-	// Let the cleanup of the last collection run: it retunes on the
-	// cleanup goroutine, after the collection.
-	time.Sleep(0)
-	runtime.KeepAlive(keep)
 	return readUint64(t, "/gc/heap/goal:bytes")
 }
 
-// waitGoal churns until the heap goal is within 10% of want.
-func waitGoal(t *testing.T, live, want int64) {
+// waitGoal churns until the heap goal is within 10% of want, with keep (of
+// live bytes) reachable throughout.
+func waitGoal(t *testing.T, keep [][]byte, live, want int64) {
 	t.Helper()
 	var goal int64
 	for range 20 {
-		goal = churn(t, live, 1)
+		goal = churn(t, 1)
 		if goal >= want*9/10 && goal <= want*11/10 {
+			runtime.KeepAlive(keep)
 			return
 		}
 	}
@@ -116,42 +119,54 @@ func (b *lockedBuffer) String() string {
 
 func TestBudgetHoldsTheHeapGoal(t *testing.T) {
 	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	runtime.GC()
 	var logs lockedBuffer
 	const budget = 256 * mib
 	b := Start(budget, slog.New(slog.NewTextHandler(&logs, nil)))
 	defer b.Stop()
 
 	// A small live heap: the goal is the budget, not a multiple of it.
-	// (Whether a collection logs crossing the budget here depends on how
-	// much garbage was allocated while it marked, which counts as live.)
-	waitGoal(t, 4*mib, budget)
-	waitGoal(t, 12*mib, budget)
+	// Each phase keeps its live bytes until the next phase has allocated
+	// its own, so that no collection in between sees a different heap.
+	small := liveBytes(4 * mib)
+	waitGoal(t, small, 4*mib, budget)
+	medium := liveBytes(12 * mib)
+	small = nil
+	waitGoal(t, medium, 12*mib, budget)
 
-	// A live heap past half the budget gets twice itself. The
-	// goal was just the budget, so the crossing is logged from here on.
+	// A live heap past half the budget gets twice itself. The goal was
+	// just the budget, so the crossing is logged from here on.
 	logs.Reset()
-	waitGoal(t, 200*mib, LivePerGoal*200*mib)
+	large := liveBytes(200 * mib)
+	medium = nil
+	waitGoal(t, large, 200*mib, LivePerGoal*200*mib)
 	if !strings.Contains(logs.String(), "needs more than the Go heap budget") {
 		t.Errorf("outgrowing the budget was not logged:\n%s", logs.String())
 	}
 	// And back.
 	logs.Reset()
-	waitGoal(t, 4*mib, budget)
+	small = liveBytes(4 * mib)
+	large = nil
+	waitGoal(t, small, 4*mib, budget)
 	if !strings.Contains(logs.String(), "back within its budget") {
 		t.Errorf("the return within the budget was not logged:\n%s", logs.String())
 	}
+	runtime.KeepAlive(medium)
+	runtime.KeepAlive(large)
 }
 
 func TestBudgetStop(t *testing.T) {
 	defer debug.SetGCPercent(debug.SetGCPercent(100))
-	b := Start(64*mib, slog.New(slog.DiscardHandler))
+	runtime.GC()
+	runtime.GC() // the live heap of earlier tests is gone
+	b := Start(256*mib, slog.New(slog.DiscardHandler))
 	if p := b.Percent(); p <= 100 {
 		t.Fatalf("GOGC %d right after Start, want the budget's (well above 100)", p)
 	}
 	b.Stop()
-	churn(t, 4*mib, 2) // the chain ends at the first collection after Stop
+	churn(t, 2) // the chain ends at the first collection after Stop
 	debug.SetGCPercent(100)
-	churn(t, 4*mib, 3)
+	churn(t, 3)
 	if got := debug.SetGCPercent(100); got != 100 {
 		t.Errorf("GOGC is %d after Stop, want the 100 set after it", got)
 	}

@@ -269,6 +269,17 @@ var engineKinds = []engineKind{
 	}},
 }
 
+// openPebbleOn opens the Pebble engine of these tests in directory "db" of
+// fs (small memtables, so that tests flush).
+func openPebbleOn(t testing.TB, fs vfs.FS) *storage.Pebble {
+	t.Helper()
+	e, err := storage.OpenPebble(storage.PebbleOptions{Dir: "db", FS: fs, Logger: quietLogger, MemTableSize: 1 << 20})
+	if err != nil {
+		t.Fatalf("open pebble: %v", err)
+	}
+	return e
+}
+
 // spanKeys returns every key in group id's span.
 func spanKeys(t testing.TB, eng storage.Engine, id uint64) [][]byte {
 	t.Helper()

@@ -363,14 +363,7 @@ func TestPartitionCrashKeepsAcknowledged(t *testing.T) {
 		t.Run(fmt.Sprintf("unsynced=%d", unsynced), func(t *testing.T) {
 			t.Parallel()
 			fs := vfs.NewCrashableMem()
-			openEng := func(fs vfs.FS) *storage.Pebble {
-				e, err := storage.OpenPebble(storage.PebbleOptions{Dir: "db", FS: fs, Logger: quietLogger, MemTableSize: 1 << 20})
-				if err != nil {
-					t.Fatalf("open pebble: %v", err)
-				}
-				return e
-			}
-			eng := openEng(fs)
+			eng := openPebbleOn(t, fs)
 			t.Cleanup(func() { _ = eng.Close() })
 			const id, pid = 40, 9
 			rs := startScheduler(t, testConfig(1), eng, nil)
@@ -396,7 +389,7 @@ func TestPartitionCrashKeepsAcknowledged(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			eng2 := openEng(crashed)
+			eng2 := openPebbleOn(t, crashed)
 			t.Cleanup(func() { _ = eng2.Close() }) // after rs2 stops: cleanups run last-in first-out
 			rs2 := startScheduler(t, testConfig(1), eng2, nil)
 			p2, err := OpenPartition(rs2.Scheduler, id, testLogger())

@@ -32,14 +32,7 @@ func TestSchedulerSplitsLargeLogWrites(t *testing.T) {
 	t.Parallel()
 	const groups, limit = 8, 64 << 10
 	fs := vfs.NewCrashableMem()
-	openEng := func(fs vfs.FS) *storage.Pebble {
-		e, err := storage.OpenPebble(storage.PebbleOptions{Dir: "db", FS: fs, Logger: quietLogger, MemTableSize: 1 << 20})
-		if err != nil {
-			t.Fatalf("open pebble: %v", err)
-		}
-		return e
-	}
-	pe := openEng(fs)
+	pe := openPebbleOn(t, fs)
 	t.Cleanup(func() { _ = pe.Close() })
 	eng := sizedEngine{faultEngine: newFaultEngine(pe), max: limit}
 	rs := startScheduler(t, testConfig(1), eng, nil)
@@ -150,7 +143,7 @@ func TestSchedulerSplitsLargeLogWrites(t *testing.T) {
 	if err := pe.Close(); err != nil {
 		t.Fatal(err)
 	}
-	eng2 := openEng(crashed)
+	eng2 := openPebbleOn(t, crashed)
 	t.Cleanup(func() { _ = eng2.Close() })
 	rs2 := startScheduler(t, testConfig(1), eng2, nil)
 	for i := range groups {

@@ -1,15 +1,15 @@
 package heapbudget
 
 import (
-	"bytes"
 	"log/slog"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/raftka/raftka/internal/syncbuf"
 )
 
 // These tests change the GOGC of their own test binary: they run one at a
@@ -93,34 +93,10 @@ func waitGoal(t *testing.T, keep [][]byte, live, want int64) {
 	t.Fatalf("heap goal %d MiB with %d MiB live, want about %d MiB", goal/mib, live/mib, want/mib)
 }
 
-// lockedBuffer is a bytes.Buffer safe for the cleanup goroutine's logging.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) Reset() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.b.Reset()
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 func TestBudgetHoldsTheHeapGoal(t *testing.T) {
 	defer debug.SetGCPercent(debug.SetGCPercent(100))
 	runtime.GC()
-	var logs lockedBuffer
+	var logs syncbuf.Buffer
 	const budget = 256 * mib
 	b := Start(budget, slog.New(slog.NewTextHandler(&logs, nil)))
 	defer b.Stop()

@@ -11,7 +11,7 @@ func TestTuningForLeavesUserSettingsAlone(t *testing.T) {
 		return func(k string) string { return kv[k] }
 	}
 	const gib = int64(1) << 30
-	budget := runtimeTuning{HeapBudget: 1536 << 20}
+	budget := runtimeTuning{HeapBudget: 768 << 20}
 	withProcs := func(t runtimeTuning, procs int) runtimeTuning { t.MaxProcs = procs; return t }
 	cases := []struct {
 		name  string
@@ -38,11 +38,11 @@ func TestTuningForLeavesUserSettingsAlone(t *testing.T) {
 func TestHeapBudgetFor(t *testing.T) {
 	const mib = int64(1) << 20
 	cases := []struct{ mem, want int64 }{
-		{0, 1024 * mib},            // unknown
-		{1024 * mib, 256 * mib},    // a small container: the floor
-		{8192 * mib, 1024 * mib},   // an eighth
-		{24576 * mib, 1536 * mib},  // the benchmark machine: the cap
-		{262144 * mib, 1536 * mib}, // a large machine: the cap
+		{0, 512 * mib},            // unknown
+		{1024 * mib, 256 * mib},   // a small container: the floor
+		{4096 * mib, 512 * mib},   // an eighth
+		{24576 * mib, 768 * mib},  // the benchmark machine: the cap
+		{262144 * mib, 768 * mib}, // a large machine: the cap
 	}
 	for _, c := range cases {
 		if got := heapBudgetFor(c.mem); got != c.want {

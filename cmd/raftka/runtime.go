@@ -46,7 +46,7 @@ const (
 	// record several times, so the tail of a produce grows with the budget.
 	// At half the maximum rate on the 2-core benchmark VM (`raftka bench
 	// produce --in-process 1 --rate 148000`, 1 KiB), nine interleaved runs
-	// each: a 1.5 GiB budget gave a median p99 of 26.2 ms (2 runs with a
+	// each: a 1.5 GiB budget gave a median p99 of 26.4 ms (2 runs with a
 	// stall), 768 MiB 15.0 ms (1 run with a stall), and 384–512 MiB calm
 	// seconds as fast but a stall in 2 of 6 runs, when a backlog grew the
 	// heap past the budget into memory never faulted in.

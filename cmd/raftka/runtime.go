@@ -41,15 +41,16 @@ const (
 	// process's cgroup limit) that the default budget takes.
 	heapBudgetShare = 8
 	// minHeapBudget and maxHeapBudget bound the default budget. The cap is
-	// not about memory: a larger heap is slower. Every allocation lands in
-	// memory last used a whole budget ago, and the produce path copies each
-	// record several times, so the tail of a produce grows with the budget.
-	// At half the maximum rate on the 2-core benchmark VM (`raftka bench
-	// produce --in-process 1 --rate 148000`, 1 KiB), nine interleaved runs
-	// each: a 1.5 GiB budget gave a median p99 of 26.4 ms (2 runs with a
-	// stall), 768 MiB 15.0 ms (1 run with a stall), and 384–512 MiB calm
-	// seconds as fast but a stall in 2 of 6 runs, when a backlog grew the
-	// heap past the budget into memory never faulted in.
+	// not about memory: a larger heap made the produce tail slower, though
+	// why is not fully known (the produce path's copies cost more: in CPU
+	// profiles, memmove took 12.1 s at 1.5 GiB against 9.4 s at 384 MiB for
+	// the same bytes). At half the maximum rate on the 2-core benchmark VM
+	// (`raftka bench produce --in-process 1 --rate 148000`, 1 KiB), nine
+	// interleaved runs each: a 1.5 GiB budget gave a median p99 of 26.4 ms
+	// (2 runs with a stall), 768 MiB 15.0 ms (1 run with a stall). At
+	// 384–512 MiB the calm seconds were as fast, but 2 of 6 runs stalled:
+	// the large batches of a backlog need runs of free pages that a small
+	// recycled heap lacks, so it grows into memory never faulted in.
 	minHeapBudget int64 = 256 << 20
 	maxHeapBudget int64 = 768 << 20
 	// unknownMemHeapBudget is the budget when the machine's memory is unknown.

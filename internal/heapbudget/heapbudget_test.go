@@ -98,6 +98,20 @@ func waitGoal(t *testing.T, keep [][]byte, live, want int64) {
 	t.Fatalf("heap goal %d MiB with %d MiB live, want about %d MiB", goal/mib, live/mib, want/mib)
 }
 
+// waitLog waits for logs to contain msg. The cleanup that retunes sets
+// GOGC before it logs, so a test that has just seen the new goal may be
+// ahead of the message.
+func waitLog(t *testing.T, logs *syncbuf.Buffer, msg string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), msg) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%q was not logged:\n%s", msg, logs.String())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 func TestBudgetHoldsTheHeapGoal(t *testing.T) {
 	defer debug.SetGCPercent(debug.SetGCPercent(100))
 	runtime.GC()
@@ -121,17 +135,13 @@ func TestBudgetHoldsTheHeapGoal(t *testing.T) {
 	large := liveBytes(200 * mib)
 	medium = nil
 	waitGoal(t, large, 200*mib, LivePerGoal*200*mib)
-	if !strings.Contains(logs.String(), "needs more than the Go heap budget") {
-		t.Errorf("outgrowing the budget was not logged:\n%s", logs.String())
-	}
+	waitLog(t, &logs, "needs more than the Go heap budget")
 	// And back.
 	logs.Reset()
 	small = liveBytes(4 * mib)
 	large = nil
 	waitGoal(t, small, 4*mib, budget)
-	if !strings.Contains(logs.String(), "back within its budget") {
-		t.Errorf("the return within the budget was not logged:\n%s", logs.String())
-	}
+	waitLog(t, &logs, "back within its budget")
 	runtime.KeepAlive(medium)
 	runtime.KeepAlive(large)
 }
@@ -150,10 +160,7 @@ func TestBudgetStop(t *testing.T) {
 	debug.SetGCPercent(100)
 	// A running chain sets GOGC only when its figure changes, so change the
 	// live heap: a chain still running would now set about 300.
-	keep := make([][]byte, 8)
-	for i := range keep {
-		keep[i] = make([]byte, mib)
-	}
+	keep := liveBytes(8 * mib)
 	churn(t, 3)
 	runtime.KeepAlive(keep)
 	if got := debug.SetGCPercent(100); got != 100 {

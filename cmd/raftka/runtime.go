@@ -5,6 +5,7 @@ import (
 	"os"
 	"runtime"
 
+	"github.com/raftka/raftka/internal/cmalloc"
 	"github.com/raftka/raftka/internal/heapbudget"
 )
 
@@ -15,6 +16,9 @@ type runtimeTuning struct {
 	HeapBudget int64
 	// MaxProcs is passed to runtime.GOMAXPROCS; 0 leaves it alone.
 	MaxProcs int
+	// RetainCMemory makes the C allocator keep freed memory (package
+	// cmalloc), so that Pebble's memtables are not faulted in afresh.
+	RetainCMemory bool
 }
 
 // The broker's heap is collected at a fixed budget, the way a JVM broker
@@ -90,7 +94,8 @@ const spareProcsBelow = 8
 // a machine where the runtime chose procs processors and which has mem bytes
 // of memory (0 if unknown). A setting the user made in the environment is
 // left alone: GOGC or GOMEMLIMIT hands collection to the Go runtime's own
-// reading of them, GOMAXPROCS the processors.
+// reading of them, GOMAXPROCS the processors, GLIBC_TUNABLES or glibc's
+// MALLOC_*_ variables the C allocator.
 func tuningFor(getenv func(string) string, procs int, mem int64) runtimeTuning {
 	var t runtimeTuning
 	if getenv("GOGC") == "" && getenv("GOMEMLIMIT") == "" {
@@ -99,12 +104,18 @@ func tuningFor(getenv func(string) string, procs int, mem int64) runtimeTuning {
 	if getenv("GOMAXPROCS") == "" && procs < spareProcsBelow {
 		t.MaxProcs = procs + 1
 	}
+	t.RetainCMemory = cmalloc.Supported && !cmalloc.EnvSet(getenv)
 	return t
 }
 
 // apply sets t on the running process. A heap budget is kept for the life
 // of the process.
 func (t runtimeTuning) apply() {
+	if t.RetainCMemory {
+		if err := cmalloc.Retain(); err != nil {
+			slog.Warn("the C allocator is left as it is: Pebble's memtables may be faulted in afresh under load", "err", err)
+		}
+	}
 	if t.HeapBudget != 0 {
 		heapbudget.Start(t.HeapBudget, slog.Default())
 	}

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/raftka/raftka/internal/cmalloc"
 )
 
 func TestTuningForLeavesUserSettingsAlone(t *testing.T) {
@@ -11,7 +13,8 @@ func TestTuningForLeavesUserSettingsAlone(t *testing.T) {
 		return func(k string) string { return kv[k] }
 	}
 	const gib = int64(1) << 30
-	budget := runtimeTuning{HeapBudget: 768 << 20}
+	retain := cmalloc.Supported // a build without cgo has no C allocator to tune
+	budget := runtimeTuning{HeapBudget: 768 << 20, RetainCMemory: retain}
 	withProcs := func(t runtimeTuning, procs int) runtimeTuning { t.MaxProcs = procs; return t }
 	cases := []struct {
 		name  string
@@ -23,10 +26,12 @@ func TestTuningForLeavesUserSettingsAlone(t *testing.T) {
 		{"defaults on 7 cores", nil, 7, withProcs(budget, 8)},
 		{"8 cores keep their processors", nil, 8, budget},
 		{"many cores keep their processors", nil, 32, budget},
-		{"GOGC set", map[string]string{"GOGC": "100"}, 2, runtimeTuning{MaxProcs: 3}},
-		{"GOMEMLIMIT set", map[string]string{"GOMEMLIMIT": "1GiB"}, 2, runtimeTuning{MaxProcs: 3}},
+		{"GOGC set", map[string]string{"GOGC": "100"}, 2, runtimeTuning{MaxProcs: 3, RetainCMemory: retain}},
+		{"GOMEMLIMIT set", map[string]string{"GOMEMLIMIT": "1GiB"}, 2, runtimeTuning{MaxProcs: 3, RetainCMemory: retain}},
 		{"GOMAXPROCS set", map[string]string{"GOMAXPROCS": "2"}, 2, budget},
-		{"all set", map[string]string{"GOGC": "off", "GOMEMLIMIT": "1GiB", "GOMAXPROCS": "3"}, 3, runtimeTuning{}},
+		{"GLIBC_TUNABLES set", map[string]string{"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"}, 2, runtimeTuning{HeapBudget: 768 << 20, MaxProcs: 3}},
+		{"MALLOC_TRIM_THRESHOLD_ set", map[string]string{"MALLOC_TRIM_THRESHOLD_": "0"}, 2, runtimeTuning{HeapBudget: 768 << 20, MaxProcs: 3}},
+		{"all set", map[string]string{"GOGC": "off", "GOMEMLIMIT": "1GiB", "GOMAXPROCS": "3", "GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}, 3, runtimeTuning{}},
 	}
 	for _, c := range cases {
 		if got := tuningFor(env(c.env), c.procs, 24*gib); got != c.want {

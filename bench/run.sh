@@ -35,8 +35,14 @@ WARMUP=${WARMUP:-15s}
 # measures the backlog. Three brokers at RF=3 took longer than 15 s to catch
 # up on the benchmark machine (a run of 2026-12-07 produced 58–62k
 # records/s against a target of 51.8k for its whole window, p99 1.9 s);
-# with 30 s they were caught up (p99 47 ms).
-LATENCY_WARMUP=${LATENCY_WARMUP:-30s}
+# with 30 s they were caught up (p99 47 ms). Caught up is not yet steady:
+# in its first minute a fresh broker's Go heap and Pebble's memtables still
+# grow to their working size, and every new page is a page fault inside the
+# produce path. One broker at half its maximum (200k records/s, 1 KiB, at
+# fba052d, one session of 2026-12-07) had a whole-window p99 of 11.2–120 ms
+# (median 13.6, 8 runs) after 30 s of warm-up and 5.4–15.6 ms (median 7.2,
+# 6 runs) after 90 s; LATENCY_WARMUP=30s shows the first minute.
+LATENCY_WARMUP=${LATENCY_WARMUP:-90s}
 STORAGE_DURATION=${STORAGE_DURATION:-$DURATION}
 SIZES=${SIZES:-"100 1024"}
 PARTITIONS=${PARTITIONS:-8}     # partitions of the produce topic

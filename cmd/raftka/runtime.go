@@ -95,7 +95,7 @@ const spareProcsBelow = 8
 // of memory (0 if unknown). A setting the user made in the environment is
 // left alone: GOGC or GOMEMLIMIT hands collection to the Go runtime's own
 // reading of them, GOMAXPROCS the processors, GLIBC_TUNABLES or glibc's
-// MALLOC_*_ variables the C allocator.
+// MALLOC_ variables the C allocator.
 func tuningFor(getenv func(string) string, procs int, mem int64) runtimeTuning {
 	var t runtimeTuning
 	if getenv("GOGC") == "" && getenv("GOMEMLIMIT") == "" {

@@ -20,10 +20,10 @@ const (
 )
 
 // EnvSet reports whether the environment already tunes glibc's malloc
-// (GLIBC_TUNABLES or the MALLOC_*_ variables), which Retain then leaves to
-// the user.
+// (GLIBC_TUNABLES or glibc's older MALLOC_ variables for the same
+// settings), which Retain then leaves to the user.
 func EnvSet(getenv func(string) string) bool {
-	for _, k := range []string{"GLIBC_TUNABLES", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_"} {
+	for _, k := range []string{"GLIBC_TUNABLES", "MALLOC_ARENA_MAX", "MALLOC_ARENA_TEST", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_"} {
 		if getenv(k) != "" {
 			return true
 		}

@@ -12,7 +12,9 @@
 // blob files (the record batches) leave the OS page cache once synced
 // (pagecache.go), and flushes and compactions write at a pace set by the
 // WAL's (pacing.go), so that their bursts do not queue ahead of the synced
-// commits that produce requests wait for.
+// commits that produce requests wait for. On Linux the threads that run
+// flushes and compactions also take a lower CPU priority (bgpriority.go), so
+// that they use the CPU the commit path leaves rather than sharing it.
 package storage
 
 import "errors"

@@ -131,6 +131,11 @@ type PebbleOptions struct {
 	// writePacer). Zero means DefaultBackgroundWritePacing; negative turns
 	// pacing off.
 	BackgroundWritePacing float64
+	// BackgroundNice is the nice value of the threads that run Pebble's
+	// flushes and compactions (see DefaultBackgroundNice), from 1 to 19;
+	// zero means DefaultBackgroundNice, negative leaves them at the
+	// process's priority. Only Linux sets it.
+	BackgroundNice int
 	// Logger receives Pebble's messages: info at Debug level, errors and
 	// background events at Warn/Error. Nil means slog.Default().
 	Logger *slog.Logger
@@ -175,6 +180,9 @@ func (o *PebbleOptions) EnsureDefaults() {
 	if o.BackgroundWritePacing == 0 {
 		o.BackgroundWritePacing = DefaultBackgroundWritePacing
 	}
+	if o.BackgroundNice == 0 {
+		o.BackgroundNice = DefaultBackgroundNice
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -214,6 +222,9 @@ func (o *PebbleOptions) Validate() error {
 	if o.L0TargetFileSize < 64<<10 {
 		errs = append(errs, fmt.Errorf("L0TargetFileSize %d is below 64 KiB", o.L0TargetFileSize))
 	}
+	if o.BackgroundNice > 19 {
+		errs = append(errs, fmt.Errorf("BackgroundNice %d is above 19, the lowest priority", o.BackgroundNice))
+	}
 	if math.IsNaN(o.BackgroundWritePacing) || math.IsInf(o.BackgroundWritePacing, 0) {
 		errs = append(errs, fmt.Errorf("BackgroundWritePacing %v is not a number of bytes per WAL byte", o.BackgroundWritePacing))
 	}
@@ -235,6 +246,10 @@ func (o *PebbleOptions) pebbleOptions() *pebble.Options {
 		fs = dropPagesFS{FS: fs}
 	}
 	pacer := newWritePacer(o.BackgroundWritePacing)
+	lower := backgroundPriority(o.BackgroundNice, log)
+	if lower == nil {
+		lower = func() {}
+	}
 	if o.BackgroundWritePacing > 0 {
 		fs = pacedFS{FS: fs, p: pacer}
 	}
@@ -261,6 +276,9 @@ func (o *PebbleOptions) pebbleOptions() *pebble.Options {
 				pacer.stalled.Store(true)
 			},
 			WriteStallEnd: func() { log.Info("write stall end"); pacer.stalled.Store(false) },
+			// Both run on the goroutine that then does the work.
+			FlushBegin:      func(pebble.FlushInfo) { lower() },
+			CompactionBegin: func(pebble.CompactionInfo) { lower() },
 			// Flushes and compactions at debug level: how long they take
 			// against the ingest rate explains write stalls.
 			FlushEnd: func(info pebble.FlushInfo) {

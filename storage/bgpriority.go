@@ -31,7 +31,11 @@ import (
 // Linux weighs a thread at nice 10 about a tenth of one at 0: when the cores
 // are contended a flush gets little, and when they are not it runs at full
 // speed. Measured with `raftka bench produce --in-process 1 --rate 140000`
-// (RF=1, 1 KiB, half the maximum rate, 2 cores; see BENCHMARKS.md).
+// (RF=1, 1 KiB, half the maximum rate, 2 cores, 90 s of warm-up),
+// interleaved, whole-window p99: at nice 10 a median of 10.1 ms over 10
+// runs (6.1–185), at the process's priority 14.1 ms (8.6–515); at nice 19
+// 5.9, 8.0 and 925 ms, where a flush starved behind a backlog lets the
+// memtables fill and writes stall. See BENCHMARKS.md.
 const DefaultBackgroundNice = 10
 
 // lowerThreadPriority locks the calling goroutine to its OS thread and sets

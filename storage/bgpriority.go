@@ -34,8 +34,10 @@ import (
 // (RF=1, 1 KiB, half the maximum rate, 2 cores, 90 s of warm-up),
 // interleaved, whole-window p99: at nice 10 a median of 10.1 ms over 10
 // runs (6.1–185), at the process's priority 14.1 ms (8.6–515); at nice 19
-// 5.9, 8.0 and 925 ms, where a flush starved behind a backlog lets the
-// memtables fill and writes stall. See BENCHMARKS.md.
+// 5.9, 8.0 and 925 ms (three runs; in the last the produce rate fell to
+// half for two seconds and resident memory grew by 300 MB, a collapse seen at
+// every setting, so 19 is not ruled out, only not shown better). See
+// BENCHMARKS.md.
 const DefaultBackgroundNice = 10
 
 // lowerThreadPriority locks the calling goroutine to its OS thread and sets

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/raftka/raftka/broker"
 	"github.com/twmb/franz-go/pkg/kfake"
 )
@@ -147,6 +148,15 @@ func StartInProcess(ctx context.Context, cfg InProcessConfig) (*InProcess, error
 
 // Brokers returns the running brokers.
 func (c *InProcess) Brokers() []*broker.Broker { return c.brokers }
+
+// Gatherers returns the brokers' metric registries, for RunOptions.Brokers.
+func (c *InProcess) Gatherers() []prometheus.Gatherer {
+	gs := make([]prometheus.Gatherer, len(c.brokers))
+	for i, b := range c.brokers {
+		gs[i] = b.Registry()
+	}
+	return gs
+}
 
 // Seeds returns every broker's Kafka address.
 func (c *InProcess) Seeds() []string {

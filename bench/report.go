@@ -218,6 +218,9 @@ func summaryRows(cfg Config, res *Result) [][2]string {
 	if p, ok := windowProcess(res.Samples); ok {
 		rows = append(rows, [2]string{"process", p})
 	}
+	if b := res.Brokers; b != nil && (b.ProduceRequests > 0 || b.LogWrites > 0) {
+		rows = append(rows, [2]string{"brokers", brokersString(b)})
+	}
 	if res.Interrupted {
 		rows = append(rows, [2]string{"note", "interrupted: figures cover the part that ran"})
 	}
@@ -293,8 +296,26 @@ func FormatSample(s Sample, workload string) string {
 			fmt.Fprintf(&b, "  %s -", name)
 		}
 	}
+	if br := s.Brokers; br != nil && br.ProduceRequests > 0 {
+		fmt.Fprintf(&b, "  broker p99 %s ms", ms(br.ProduceP99Ms))
+		if br.WriteStallMs > 0 {
+			fmt.Fprintf(&b, " (stalled %s ms)", ms(br.WriteStallMs))
+		}
+	}
 	fmt.Fprintf(&b, "  errors %d", s.Errors)
 	return b.String()
+}
+
+// brokersString sums up what in-process brokers measured in the window.
+func brokersString(b *BrokerSample) string {
+	out := fmt.Sprintf("produce p50 %s ms, p99 %s ms from request to response (%d requests)",
+		ms(b.ProduceP50Ms), ms(b.ProduceP99Ms), b.ProduceRequests)
+	if b.LogWrites > 0 {
+		out += fmt.Sprintf("; synced log writes p99 %s ms, of which WAL write and fsync p99 %s ms (%d writes)",
+			ms(b.LogWriteP99Ms), ms(b.WALSyncP99Ms), b.LogWrites)
+		out += fmt.Sprintf("; write stalls %s ms, WAL rotations %s ms", ms(b.WriteStallMs), ms(b.WALRotationMs))
+	}
+	return out
 }
 
 // WriteHTMLReport writes dir/index.html, a self-contained page with the
@@ -362,6 +383,32 @@ th{background:#f4f4f4}figure{margin:12px 0}.note{color:#555;font-size:90%%}code{
 
 type namedChart struct{ file, svg string }
 
+// brokerChart draws, per second, the p99 latencies in-process brokers
+// measured themselves beside the client's: where the gap between the
+// client's and the broker's lies outside the broker, and where the log
+// write's and the WAL's sync inside it.
+func brokerChart(res *Result, warm float64) (namedChart, bool) {
+	var t, client, produce, write, sync []float64
+	for _, s := range res.Samples {
+		b := s.Brokers
+		if b == nil || b.ProduceRequests == 0 || b.LogWrites == 0 || s.Latency == nil || s.Latency.Count == 0 {
+			continue
+		}
+		t = append(t, s.T)
+		client, produce = append(client, s.Latency.P99Ms), append(produce, b.ProduceP99Ms)
+		write, sync = append(write, b.LogWriteP99Ms), append(sync, b.WALSyncP99Ms)
+	}
+	if len(t) == 0 {
+		return namedChart{}, false
+	}
+	return namedChart{"brokers.svg", chart{Title: "p99 per second: client and in-process brokers (ms)", XLabel: "seconds", YLabel: "ms", LogY: true,
+		ShadeTo: warm, ShadeLabel: "warm-up",
+		Series: []chartSeries{
+			{Name: "client send → ack", X: t, Y: client, Dashed: true}, {Name: "broker produce request", X: t, Y: produce},
+			{Name: "synced log write", X: t, Y: write}, {Name: "WAL write and fsync", X: t, Y: sync},
+		}}.SVG()}, true
+}
+
 // runCharts draws throughput and latency over time, and latency by
 // percentile over the window.
 func runCharts(cfg Config, res *Result) []namedChart {
@@ -406,6 +453,9 @@ func runCharts(cfg Config, res *Result) []namedChart {
 				{Name: "p50", X: lt, Y: p50}, {Name: "p90", X: lt, Y: p90}, {Name: "p99", X: lt, Y: p99},
 				{Name: "p99.9", X: lt, Y: p999}, {Name: "max", X: lt, Y: pmax, Dashed: true},
 			}}.SVG()})
+	}
+	if c, ok := brokerChart(res, warm); ok {
+		out = append(out, c)
 	}
 	if len(t) > 0 {
 		out = append(out,

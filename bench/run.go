@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -29,6 +30,10 @@ type RunOptions struct {
 	Logf func(format string, args ...any)
 	// Clock is the time source; nil is the wall clock.
 	Clock Clock
+	// Brokers are the metric registries of brokers running in this process
+	// (InProcess.Gatherers). With them every sample, and the result, also
+	// carry what the brokers measured themselves (BrokerSample).
+	Brokers []prometheus.Gatherer
 }
 
 // Sample is one second of a run.
@@ -53,6 +58,9 @@ type Sample struct {
 	// Process is what this process used in the interval: the load
 	// generator's clients and, with --in-process, the brokers too.
 	Process ProcessSample `json:"process"`
+	// Brokers is what in-process brokers measured in the interval; nil
+	// without RunOptions.Brokers.
+	Brokers *BrokerSample `json:"brokers,omitempty"`
 }
 
 // ProcessSample is the CPU and memory use of the benchmark process over one
@@ -118,6 +126,9 @@ type Result struct {
 	ErrorsTotal int64  `json:"errors_total"`
 	FirstError  string `json:"first_error,omitempty"`
 	Interrupted bool   `json:"interrupted"`
+	// Brokers is what in-process brokers measured over the seconds whose
+	// middle is in the measured window; nil without RunOptions.Brokers.
+	Brokers *BrokerSample `json:"brokers,omitempty"`
 	// Samples are the per-second figures, warm-up and drain included.
 	Samples []Sample `json:"samples"`
 }
@@ -166,6 +177,9 @@ type runner struct {
 
 	samplesMu sync.Mutex
 	samples   []Sample
+	// brokerWindow sums the brokers' figures over the measured window's
+	// samples; guarded by samplesMu.
+	brokerWindow brokerState
 }
 
 // Run runs cfg's workload against cfg.Brokers and returns its result. A
@@ -752,6 +766,10 @@ func (r *runner) startSampler(lat []*latencyRecorder) (stop func()) {
 		var prevP, prevPB, prevC, prevCB, prevE int64
 		prev := r.start
 		prevUse := readProcessUsage()
+		var prevBrokers brokerState
+		if len(r.opts.Brokers) > 0 {
+			prevBrokers = readBrokers(r.opts.Brokers)
+		}
 		h := newHistogram()
 		for {
 			final := false
@@ -785,6 +803,13 @@ func (r *runner) startSampler(lat []*latencyRecorder) (stop func()) {
 			use := readProcessUsage()
 			s.Process = use.since(prevUse, dt)
 			prevUse = use
+			var brokers brokerState
+			if len(r.opts.Brokers) > 0 {
+				cur := readBrokers(r.opts.Brokers)
+				brokers = cur.since(prevBrokers)
+				prevBrokers = cur
+				s.Brokers = brokers.sample()
+			}
 			if lat != nil {
 				h.Reset()
 				for _, l := range lat {
@@ -794,6 +819,9 @@ func (r *runner) startSampler(lat []*latencyRecorder) (stop func()) {
 			}
 			r.samplesMu.Lock()
 			r.samples = append(r.samples, s)
+			if s.Brokers != nil && s.Phase == phaseMeasure {
+				r.brokerWindow = r.brokerWindow.plus(brokers)
+			}
 			r.samplesMu.Unlock()
 			if r.opts.Progress != nil {
 				r.opts.Progress(s)
@@ -873,5 +901,8 @@ func (r *runner) finish(res *Result, stopped time.Time) {
 	res.ErrorsTotal = r.errs.Load()
 	r.samplesMu.Lock()
 	res.Samples = append([]Sample(nil), r.samples...)
+	if len(r.opts.Brokers) > 0 {
+		res.Brokers = r.brokerWindow.sample()
+	}
 	r.samplesMu.Unlock()
 }

@@ -340,10 +340,14 @@ func runWorkload(cmd *cobra.Command, e *env, cf *clientFlags, o *benchOptions, c
 		return err
 	}
 	p := &progress{w: e.stderr, tty: isTerminal(e.stderr)}
-	res, err := bench.Run(ctx, cfg, bench.RunOptions{
+	opts := bench.RunOptions{
 		Progress: func(s bench.Sample) { p.line(bench.FormatSample(s, cfg.Workload)) },
 		Logf:     p.logf,
-	})
+	}
+	if ip, ok := c.(*bench.InProcess); ok {
+		opts.Brokers = ip.Gatherers()
+	}
+	res, err := bench.Run(ctx, cfg, opts)
 	p.done()
 	stopProfile()
 	if err != nil {

@@ -125,6 +125,7 @@ func TestBrokerStatsInProcess(t *testing.T) {
 	if b.LogWrites == 0 || b.LogWriteP99Ms <= 0 || b.WALSyncP99Ms <= 0 {
 		t.Errorf("window log write figures %+v: want synced writes with their latencies", b)
 	}
+	checkRequestLatency(t, res)
 	var inWindow uint64
 	for _, s := range res.Samples {
 		if s.Brokers == nil {
@@ -171,9 +172,30 @@ func TestNoBrokerStatsWithoutGatherers(t *testing.T) {
 	if res.Brokers != nil {
 		t.Errorf("result has broker figures %+v without gatherers", res.Brokers)
 	}
+	// The client's own timing of its requests needs no broker's help.
+	checkRequestLatency(t, res)
 	for _, s := range res.Samples {
 		if s.Brokers != nil {
 			t.Errorf("sample has broker figures %+v without gatherers", s.Brokers)
+		}
+	}
+}
+
+// checkRequestLatency checks that a produce run timed its Produce requests:
+// in the result, in every sample that completed records, and below the
+// slowest record (a record waits at least for its request).
+func checkRequestLatency(t *testing.T, res *Result) {
+	t.Helper()
+	rl := res.RequestLatency
+	if rl == nil || rl.Count == 0 {
+		t.Fatalf("no Produce request timed in the window: %+v", rl)
+	}
+	if rl.P50Ms <= 0 || rl.P50Ms > res.ProduceLatency.MaxMs {
+		t.Errorf("request p50 %.3f ms, want above 0 and at most the slowest record's %.3f ms", rl.P50Ms, res.ProduceLatency.MaxMs)
+	}
+	for _, s := range res.Samples {
+		if s.Latency != nil && s.Latency.Count > 0 && (s.Requests == nil || s.Requests.Count == 0) {
+			t.Errorf("sample at %.1fs completed %d records but timed no request", s.T, s.Latency.Count)
 		}
 	}
 }

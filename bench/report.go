@@ -172,6 +172,11 @@ func latencyRows(res *Result) []namedLatency {
 	if res.E2ELatency != nil {
 		out = append(out, namedLatency{"send → consume", res.E2ELatency})
 	}
+	// A Produce request's time on the wire, counted per request: the part
+	// of send → ack that the client did not spend before sending.
+	if res.RequestLatency != nil && res.RequestLatency.Count > 0 {
+		out = append(out, namedLatency{"request → response", res.RequestLatency})
+	}
 	return out
 }
 
@@ -384,18 +389,19 @@ th{background:#f4f4f4}figure{margin:12px 0}.note{color:#555;font-size:90%%}code{
 type namedChart struct{ file, svg string }
 
 // brokerChart draws, per second, the p99 latencies in-process brokers
-// measured themselves beside the client's: where the gap between the
-// client's and the broker's lies outside the broker, and where the log
-// write's and the WAL's sync inside it.
+// measured themselves beside the client's, from the outside in: a record's
+// send → ack, its Produce request on the wire, the request in the broker,
+// the broker's synced log write and the WAL's write and fsync in it.
 func brokerChart(res *Result, warm float64) (namedChart, bool) {
-	var t, client, produce, write, sync []float64
+	var t, client, wire, produce, write, sync []float64
 	for _, s := range res.Samples {
 		b := s.Brokers
-		if b == nil || b.ProduceRequests == 0 || b.LogWrites == 0 || s.Latency == nil || s.Latency.Count == 0 {
+		if b == nil || b.ProduceRequests == 0 || b.LogWrites == 0 || s.Latency == nil || s.Latency.Count == 0 ||
+			s.Requests == nil || s.Requests.Count == 0 {
 			continue
 		}
 		t = append(t, s.T)
-		client, produce = append(client, s.Latency.P99Ms), append(produce, b.ProduceP99Ms)
+		client, wire, produce = append(client, s.Latency.P99Ms), append(wire, s.Requests.P99Ms), append(produce, b.ProduceP99Ms)
 		write, sync = append(write, b.LogWriteP99Ms), append(sync, b.WALSyncP99Ms)
 	}
 	if len(t) == 0 {
@@ -404,7 +410,8 @@ func brokerChart(res *Result, warm float64) (namedChart, bool) {
 	return namedChart{"brokers.svg", chart{Title: "p99 per second: client and in-process brokers (ms)", XLabel: "seconds", YLabel: "ms", LogY: true,
 		ShadeTo: warm, ShadeLabel: "warm-up",
 		Series: []chartSeries{
-			{Name: "client send → ack", X: t, Y: client, Dashed: true}, {Name: "broker produce request", X: t, Y: produce},
+			{Name: "client send → ack", X: t, Y: client, Dashed: true}, {Name: "client request → response", X: t, Y: wire, Dashed: true},
+			{Name: "broker produce request", X: t, Y: produce},
 			{Name: "synced log write", X: t, Y: write}, {Name: "WAL write and fsync", X: t, Y: sync},
 		}}.SVG()}, true
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // RunOptions are the hooks of a run.
@@ -55,6 +56,13 @@ type Sample struct {
 	// send to acknowledgement for produce, send to receipt for e2e; nil
 	// for consume.
 	Latency *IntervalLatency `json:"latency,omitempty"`
+	// Requests is the interval's distribution of Produce requests' time on
+	// the wire, as the producers' client sees it: from starting to write a
+	// request to having read its response (franz-go's HookBrokerE2E). The
+	// part of Latency above it was spent in the client before sending (the
+	// linger, requests in flight ahead, the load generator); nil for
+	// consume.
+	Requests *IntervalLatency `json:"produce_requests,omitempty"`
 	// Process is what this process used in the interval: the load
 	// generator's clients and, with --in-process, the brokers too.
 	Process ProcessSample `json:"process"`
@@ -118,6 +126,9 @@ type Result struct {
 	Consumed *Throughput `json:"consumed,omitempty"`
 	// ProduceLatency is from the intended send time to the acknowledgement.
 	ProduceLatency *LatencySummary `json:"produce_latency,omitempty"`
+	// RequestLatency is Produce requests' time on the wire (Sample.Requests)
+	// for requests that completed in the window.
+	RequestLatency *LatencySummary `json:"produce_request_latency,omitempty"`
 	// E2ELatency is from the intended send time to the consumer's receipt.
 	E2ELatency *LatencySummary `json:"e2e_latency,omitempty"`
 	// Errors counts failed records and fetch errors in the window;
@@ -173,6 +184,7 @@ type runner struct {
 	stopping           atomic.Bool // the load is ending: cancellation errors are not failures
 
 	prodLat []*latencyRecorder // one per producer
+	reqLat  []*latencyRecorder // Produce requests' wire time; one per producer
 	e2eLat  []*latencyRecorder // one per consumer
 
 	samplesMu sync.Mutex
@@ -386,7 +398,8 @@ func (r *runner) newProducers(n int, e2e bool) ([]*producer, error) {
 	keys := newKeys(r.cfg)
 	var out []*producer
 	for i := range n {
-		cl, err := kgo.NewClient(opts...)
+		req := newLatencyRecorder()
+		cl, err := kgo.NewClient(append(opts, kgo.WithHooks(requestTimer{r: r, lat: req}))...)
 		if err != nil {
 			for _, p := range out {
 				p.cl.Close()
@@ -395,9 +408,26 @@ func (r *runner) newProducers(n int, e2e bool) ([]*producer, error) {
 		}
 		lat := newLatencyRecorder()
 		r.prodLat = append(r.prodLat, lat)
+		r.reqLat = append(r.reqLat, req)
 		out = append(out, &producer{r: r, cl: cl, gen: newRecordGen(r.cfg, payload, keys, uint64(i)), lat: lat, e2e: e2e})
 	}
 	return out, nil
+}
+
+// requestTimer records the wire time of a producer's Produce requests.
+type requestTimer struct {
+	r   *runner
+	lat *latencyRecorder
+}
+
+var _ kgo.HookBrokerE2E = requestTimer{}
+
+// OnBrokerE2E records a Produce request that was written and answered.
+func (t requestTimer) OnBrokerE2E(_ kgo.BrokerMetadata, key int16, e2e kgo.BrokerE2E) {
+	if key != kmsg.Produce.Int16() || e2e.Err() != nil {
+		return
+	}
+	t.lat.record(e2e.DurationE2E(), t.r.inWindow(t.r.clock.Now()))
 }
 
 // send produces one record whose intended send time is intended.
@@ -770,7 +800,7 @@ func (r *runner) startSampler(lat []*latencyRecorder) (stop func()) {
 		if len(r.opts.Brokers) > 0 {
 			prevBrokers = readBrokers(r.opts.Brokers)
 		}
-		h := newHistogram()
+		h, hreq := newHistogram(), newHistogram()
 		for {
 			final := false
 			select {
@@ -816,6 +846,13 @@ func (r *runner) startSampler(lat []*latencyRecorder) (stop func()) {
 					l.drainInterval(h)
 				}
 				s.Latency = intervalLatency(h)
+			}
+			if len(r.reqLat) > 0 {
+				hreq.Reset()
+				for _, l := range r.reqLat {
+					l.drainInterval(hreq)
+				}
+				s.Requests = intervalLatency(hreq)
 			}
 			r.samplesMu.Lock()
 			r.samples = append(r.samples, s)
@@ -889,10 +926,12 @@ func (r *runner) finish(res *Result, stopped time.Time) {
 	case WorkloadProduce:
 		res.Produced = tp(&r.produced)
 		res.ProduceLatency = merged(r.prodLat)
+		res.RequestLatency = merged(r.reqLat)
 	case WorkloadE2E:
 		res.Produced = tp(&r.produced)
 		res.Consumed = tp(&r.consumed)
 		res.ProduceLatency = merged(r.prodLat)
+		res.RequestLatency = merged(r.reqLat)
 		res.E2ELatency = merged(r.e2eLat)
 	case WorkloadConsume:
 		res.Consumed = tp(&r.consumed)

@@ -60,6 +60,15 @@ type run struct {
 		RecordsPerSec float64      `json:"records_per_s"`
 		MBPerSec      float64      `json:"mb_per_s"`
 		CommitLatency *latencyJSON `json:"commit_latency"`
+		// RequestLatency is a produce run's Produce requests on the wire,
+		// and Brokers what in-process brokers measured themselves; both
+		// are absent from runs older than them.
+		RequestLatency *latencyJSON `json:"produce_request_latency"`
+		Brokers        *struct {
+			ProduceP99 float64 `json:"produce_p99_ms"`
+			WALSyncP99 float64 `json:"wal_sync_p99_ms"`
+			StallMs    float64 `json:"write_stall_ms"`
+		} `json:"brokers"`
 		// partitions
 		Partitions                  int     `json:"partitions"`
 		CreateSeconds               float64 `json:"create_s"`
@@ -278,17 +287,49 @@ func render(groups []group, note string) string {
 		// Unlike spread, a single run shows its rate: whether it kept to
 		// its target is the point of the column.
 		rates := collect(g.runs, rate)
-		latRows = append(latRows, fmt.Sprintf("| %s | %s B | %.0f | %.0f–%.0f | %d | %.2f | %.2f | %.2f | %.1f |",
+		latRows = append(latRows, fmt.Sprintf("| %s | %s B | %.0f | %.0f–%.0f | %d | %.2f | %.2f | %.2f | %.1f | %s | %s | %s | %s |",
 			setup(g), r0.recordSize(), r0.Config.Rate, slices.Min(rates), slices.Max(rates), len(g.runs),
 			median(collect(g.runs, func(r run) float64 { return lat(r).P50 })),
 			median(collect(g.runs, func(r run) float64 { return lat(r).P99 })),
 			median(collect(g.runs, func(r run) float64 { return lat(r).P999 })),
-			median(collect(g.runs, func(r run) float64 { return lat(r).Max }))))
+			median(collect(g.runs, func(r run) float64 { return lat(r).Max })),
+			medianOf(g.runs, "%.2f", func(r run) (float64, bool) {
+				if l := r.Result.RequestLatency; l != nil {
+					return l.P99, true
+				}
+				return 0, false
+			}),
+			medianOf(g.runs, "%.2f", func(r run) (float64, bool) {
+				if b := r.Result.Brokers; b != nil {
+					return b.ProduceP99, true
+				}
+				return 0, false
+			}),
+			medianOf(g.runs, "%.2f", func(r run) (float64, bool) {
+				if b := r.Result.Brokers; b != nil {
+					return b.WALSyncP99, true
+				}
+				return 0, false
+			}),
+			medianOf(g.runs, "%.0f", func(r run) (float64, bool) {
+				if b := r.Result.Brokers; b != nil {
+					return b.StallMs, true
+				}
+				return 0, false
+			})))
 	}
 	if len(latRows) > 0 {
 		b.WriteString("\n### Produce latency at half the maximum rate (open loop, from the intended send time)\n\n")
-		b.WriteString("| setup | record | target records/s | measured records/s | runs | p50 ms | p99 ms | p99.9 ms | max ms |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		b.WriteString("| setup | record | target records/s | measured records/s | runs | p50 ms | p99 ms | p99.9 ms | max ms | request p99 ms | broker p99 ms | WAL fsync p99 ms | write stalls ms |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		b.WriteString(strings.Join(latRows, "\n") + "\n")
+		b.WriteString("\nThe last four columns take a record's p99 apart, from the outside in (medians of the runs' " +
+			"figures): *request* is a Produce request from being written to its response being read, as the client " +
+			"saw it; *broker* the same request from being read to being answered, as the broker measured it, which " +
+			"includes its synced log write; *WAL fsync* that write's wait for Pebble's write-ahead log to be written " +
+			"and synced; *write stalls* the time log writes waited for flushes or compactions. The gap between p99 and " +
+			"request p99 was spent in the client before sending: the linger, requests in flight ahead (at most five " +
+			"per connection for an idempotent producer) and the load generator. The broker's figures come from its " +
+			"Prometheus histograms, whose buckets are a factor of two apart, by interpolation.\n")
 		b.WriteString("\nA run whose measured rate is well above its target was still working off a backlog " +
 			"from before its window, and its latencies are those of the backlog, not of the target rate.\n")
 		if engineRows {
@@ -324,6 +365,21 @@ func render(groups []group, note string) string {
 			e.Raftka, e.CPUs, e.CPUModel, e.MemTotal, e.LoadAvg)
 	}
 	return b.String()
+}
+
+// medianOf formats the median of f over the runs that have the figure,
+// or "–" when none has it.
+func medianOf(runs []run, format string, f func(run) (float64, bool)) string {
+	var vs []float64
+	for _, r := range runs {
+		if v, ok := f(r); ok {
+			vs = append(vs, v)
+		}
+	}
+	if len(vs) == 0 {
+		return "–"
+	}
+	return fmt.Sprintf(format, median(vs))
 }
 
 type latencies struct{ P50, P99, P999, Max float64 }

@@ -30,7 +30,8 @@ func TestRenderLatencyFloor(t *testing.T) {
 	writeRun(t, dir, "11-produce-rf1-1024", `{"kind":"produce","target":"1 in-process broker (pebble)","config":{"record_size":"1024","acks":"all","partitions":8},
 		"result":{"replication_factor":1,"produced":{"records_per_s":150000,"mb_per_s":150},"produce_latency":{"p50_ms":300,"p99_ms":500}}}`)
 	writeRun(t, dir, "33-latency-rf1-1024", `{"kind":"produce","target":"1 in-process broker (pebble)","config":{"record_size":"1024","acks":"all","partitions":8,"rate":75000},
-		"result":{"replication_factor":1,"produced":{"records_per_s":74990,"mb_per_s":76.8},"produce_latency":{"p50_ms":4.5,"p99_ms":21.25,"p99_9_ms":30,"max_ms":40}}}`)
+		"result":{"replication_factor":1,"produced":{"records_per_s":74990,"mb_per_s":76.8},"produce_latency":{"p50_ms":4.5,"p99_ms":21.25,"p99_9_ms":30,"max_ms":40},
+		"produce_request_latency":{"p99_ms":9.5},"brokers":{"produce_p99_ms":8.25,"wal_sync_p99_ms":3.125,"write_stall_ms":12}}}`)
 	writeRun(t, dir, "34-latency-storage-1024", `{"kind":"storage","target":"pebble","config":{"record_size":1024,"batch_records":16,"value_records":16,"rate":75000},
 		"result":{"records_per_s":75000,"mb_per_s":76.8,"commit_latency":{"p50_ms":1.5,"p99_ms":12.5,"p99_9_ms":20,"max_ms":25}}}`)
 	groups, err := loadGroups(dir)
@@ -40,8 +41,8 @@ func TestRenderLatencyFloor(t *testing.T) {
 	md := render(groups, "")
 	for _, want := range []string{
 		"| 1 in-process broker (pebble), RF=1, acks=all, 8 partitions | 1024 B | 1 | 150000 | 150.0 | 150% |",
-		"| 1 in-process broker (pebble), RF=1, acks=all, 8 partitions | 1024 B | 75000 | 74990–74990 | 1 | 4.50 | 21.25 | 30.00 | 40.0 |",
-		"| storage engine alone: Pebble, synced group commits of 16-record values | 1024 B | 75000 | 75000–75000 | 1 | 1.50 | 12.50 | 20.00 | 25.0 |",
+		"| 1 in-process broker (pebble), RF=1, acks=all, 8 partitions | 1024 B | 75000 | 74990–74990 | 1 | 4.50 | 21.25 | 30.00 | 40.0 | 9.50 | 8.25 | 3.12 | 12 |",
+		"| storage engine alone: Pebble, synced group commits of 16-record values | 1024 B | 75000 | 75000–75000 | 1 | 1.50 | 12.50 | 20.00 | 25.0 | – | – | – | – |",
 		"a floor under the broker's",
 	} {
 		if !strings.Contains(md, want) {

@@ -651,7 +651,7 @@ func (r *runner) fill(ctx context.Context, n int64) (*Throughput, error) {
 		return nil, err
 	}
 	defer closeProducers(ps)
-	r.prodLat = nil // the fill is not part of the results
+	r.prodLat, r.reqLat = nil, nil // the fill is not part of the results
 	var sent atomic.Int64
 	var bytes, failed atomic.Int64
 	var firstErr atomic.Pointer[error]

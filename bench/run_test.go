@@ -313,6 +313,15 @@ func TestRunConsumeInProcess(t *testing.T) {
 	if res.Consumed.Records != 5000 {
 		t.Errorf("consumed %d of 5000 records", res.Consumed.Records)
 	}
+	// The fill's Produce requests are not the run's.
+	if res.RequestLatency != nil {
+		t.Errorf("consume run reports Produce requests %+v", res.RequestLatency)
+	}
+	for _, s := range res.Samples {
+		if s.Requests != nil {
+			t.Errorf("consume sample at %.1fs reports Produce requests %+v", s.T, s.Requests)
+		}
+	}
 }
 
 func TestRunAgainstKfake(t *testing.T) {

@@ -64,11 +64,7 @@ type run struct {
 		// and Brokers what in-process brokers measured themselves; both
 		// are absent from runs older than them.
 		RequestLatency *latencyJSON `json:"produce_request_latency"`
-		Brokers        *struct {
-			ProduceP99 float64 `json:"produce_p99_ms"`
-			WALSyncP99 float64 `json:"wal_sync_p99_ms"`
-			StallMs    float64 `json:"write_stall_ms"`
-		} `json:"brokers"`
+		Brokers        *brokersJSON `json:"brokers"`
 		// partitions
 		Partitions                  int     `json:"partitions"`
 		CreateSeconds               float64 `json:"create_s"`
@@ -78,6 +74,13 @@ type run struct {
 		IdleCPUPercentPer1kReplicas float64 `json:"idle_cpu_percent_per_1k_replicas"`
 		HeapBytesPerReplica         float64 `json:"heap_bytes_per_replica"`
 	} `json:"result"`
+}
+
+// brokersJSON is what in-process brokers measured over a run's window.
+type brokersJSON struct {
+	ProduceP99 float64 `json:"produce_p99_ms"`
+	WALSyncP99 float64 `json:"wal_sync_p99_ms"`
+	StallMs    float64 `json:"write_stall_ms"`
 }
 
 // latencyJSON is a latency summary of a run.
@@ -293,30 +296,10 @@ func render(groups []group, note string) string {
 			median(collect(g.runs, func(r run) float64 { return lat(r).P99 })),
 			median(collect(g.runs, func(r run) float64 { return lat(r).P999 })),
 			median(collect(g.runs, func(r run) float64 { return lat(r).Max })),
-			medianOf(g.runs, "%.2f", func(r run) (float64, bool) {
-				if l := r.Result.RequestLatency; l != nil {
-					return l.P99, true
-				}
-				return 0, false
-			}),
-			medianOf(g.runs, "%.2f", func(r run) (float64, bool) {
-				if b := r.Result.Brokers; b != nil {
-					return b.ProduceP99, true
-				}
-				return 0, false
-			}),
-			medianOf(g.runs, "%.2f", func(r run) (float64, bool) {
-				if b := r.Result.Brokers; b != nil {
-					return b.WALSyncP99, true
-				}
-				return 0, false
-			}),
-			medianOf(g.runs, "%.0f", func(r run) (float64, bool) {
-				if b := r.Result.Brokers; b != nil {
-					return b.StallMs, true
-				}
-				return 0, false
-			})))
+			medianOf(g.runs, "%.2f", requestP99),
+			medianOf(g.runs, "%.2f", brokerFigure(func(b *brokersJSON) float64 { return b.ProduceP99 })),
+			medianOf(g.runs, "%.2f", brokerFigure(func(b *brokersJSON) float64 { return b.WALSyncP99 })),
+			medianOf(g.runs, "%.0f", brokerFigure(func(b *brokersJSON) float64 { return b.StallMs }))))
 	}
 	if len(latRows) > 0 {
 		b.WriteString("\n### Produce latency at half the maximum rate (open loop, from the intended send time)\n\n")
@@ -365,6 +348,24 @@ func render(groups []group, note string) string {
 			e.Raftka, e.CPUs, e.CPUModel, e.MemTotal, e.LoadAvg)
 	}
 	return b.String()
+}
+
+// requestP99 is a produce run's Produce request p99, if it has one.
+func requestP99(r run) (float64, bool) {
+	if l := r.Result.RequestLatency; l != nil {
+		return l.P99, true
+	}
+	return 0, false
+}
+
+// brokerFigure reads one of the brokers' figures of a run that has them.
+func brokerFigure(f func(*brokersJSON) float64) func(run) (float64, bool) {
+	return func(r run) (float64, bool) {
+		if b := r.Result.Brokers; b != nil {
+			return f(b), true
+		}
+		return 0, false
+	}
 }
 
 // medianOf formats the median of f over the runs that have the figure,
